@@ -1,0 +1,1 @@
+"""Peerbase benchmarks: `make bench` (or `python -m bench [--quick] [--only NAME]`)."""
