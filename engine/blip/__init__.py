@@ -1,0 +1,70 @@
+"""BLIP 3: Couchbase Mobile's message protocol over WebSocket (sans-I/O core, asyncio adapter)."""
+
+from __future__ import annotations
+
+from engine.blip.codec import DecodedFrame, FrameDecoder, FrameEncoder
+from engine.blip.core import ACK_INTERVAL, BlipCore, CoreState
+from engine.blip.errors import (
+    BLIP_DOMAIN,
+    BlipError,
+    BlipErrorCode,
+    ChecksumError,
+    CompressionError,
+    ConnectionClosedError,
+    FatalProtocolError,
+    FrameError,
+    LimitExceededError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from engine.blip.events import (
+    BodyReceived,
+    Event,
+    FrameDropped,
+    MessageBegun,
+    MessageEnded,
+    MessageReceived,
+)
+from engine.blip.frame import FrameFlags, MessageType
+from engine.blip.limits import BlipLimits
+from engine.blip.message import OutgoingMessage
+from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE
+from engine.blip.properties import decode_properties, encode_properties
+from engine.blip.varint import decode_varint, encode_varint
+
+__all__ = [
+    "ACK_INTERVAL",
+    "BLIP_DOMAIN",
+    "FRAME_SIZE",
+    "MAX_UNACKED",
+    "URGENT_FRAME_SIZE",
+    "BlipCore",
+    "BlipError",
+    "BlipErrorCode",
+    "BlipLimits",
+    "BodyReceived",
+    "ChecksumError",
+    "CompressionError",
+    "ConnectionClosedError",
+    "CoreState",
+    "DecodedFrame",
+    "Event",
+    "FatalProtocolError",
+    "FrameDecoder",
+    "FrameDropped",
+    "FrameEncoder",
+    "FrameError",
+    "FrameFlags",
+    "LimitExceededError",
+    "LocalProtocolError",
+    "MessageBegun",
+    "MessageEnded",
+    "MessageReceived",
+    "MessageType",
+    "OutgoingMessage",
+    "RemoteProtocolError",
+    "decode_properties",
+    "decode_varint",
+    "encode_properties",
+    "encode_varint",
+]

@@ -1,0 +1,379 @@
+"""The sans-I/O BLIP connection: frames in, events out; frames out, messages in. No I/O."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+
+from engine.blip.codec import FrameDecoder, FrameEncoder
+from engine.blip.errors import (
+    BLIP_DOMAIN,
+    BlipErrorCode,
+    FatalProtocolError,
+    FrameError,
+    LimitExceededError,
+    LocalProtocolError,
+)
+from engine.blip.events import (
+    BodyReceived,
+    Event,
+    FrameDropped,
+    MessageBegun,
+    MessageEnded,
+    MessageReceived,
+)
+from engine.blip.frame import FrameFlags, MessageType, header_size
+from engine.blip.limits import BlipLimits
+from engine.blip.message import IncomingMessage, OutgoingMessage
+from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE, Outbox
+from engine.blip.properties import decode_properties, encode_properties
+from engine.blip.varint import decode_varint, varint_complete
+
+__all__ = ["ACK_INTERVAL", "BlipCore", "CoreState"]
+
+logger = logging.getLogger(__name__)
+
+#: The receiver ACKs a message each time this many more of its bytes arrived (spec §3.7).
+ACK_INTERVAL = 50_000
+
+_MORE = FrameFlags.MORE_COMING
+_ACK_FLAGS = FrameFlags.URGENT | FrameFlags.NO_REPLY
+_BytesLike = bytes | bytearray | memoryview
+_MSG, _RPY, _ERR = MessageType.MSG, MessageType.RPY, MessageType.ERR
+
+
+class CoreState(enum.IntEnum):
+    """Lifecycle of a BLIP connection."""
+
+    OPEN = 1
+    CLOSED = 2
+
+
+class BlipCore:
+    """One BLIP connection's protocol state, driven by whole frames (one per WebSocket message)."""
+
+    def __init__(self, limits: BlipLimits | None = None, *, name: str = "") -> None:
+        self.limits = limits or BlipLimits()
+        self.name = name
+        self._state = CoreState.OPEN
+        self._encoder = FrameEncoder()
+        self._decoder = FrameDecoder(self.limits.max_inflated_frame_size)
+        self._outbox = Outbox(MAX_UNACKED)
+        self._acks: list[bytes] = []
+        self._events: list[Event] = []
+        self._next_request = 1
+        self._last_request_in = 0
+        # Outgoing messages still being framed, by number, for incoming ACKs.
+        self._out_requests: dict[int, OutgoingMessage] = {}
+        self._out_replies: dict[int, OutgoingMessage] = {}
+        # Our requests still waiting for (the rest of) their reply.
+        self._awaiting_reply: set[int] = set()
+        # Incoming requests we owe a reply to.
+        self._owed_replies: set[int] = set()
+        self._in_requests: dict[int, IncomingMessage] = {}
+        self._in_replies: dict[int, IncomingMessage] = {}
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> CoreState:
+        return self._state
+
+    @state.setter
+    def state(self, value: CoreState) -> None:
+        if value is not self._state:
+            logger.debug("blip %s: %s -> %s", self.name, self._state.name, value.name)
+            self._state = value
+
+    def close(self) -> None:
+        """Stop everything: nothing more is sent or accepted."""
+        self.state = CoreState.CLOSED
+        self._outbox.clear()
+        self._acks.clear()
+        self._out_requests.clear()
+        self._out_replies.clear()
+        self._in_requests.clear()
+        self._in_replies.clear()
+
+    @property
+    def awaiting_replies(self) -> frozenset[int]:
+        """Numbers of our requests whose reply has not fully arrived."""
+        return frozenset(self._awaiting_reply)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send_request(
+        self,
+        properties: Mapping[str, str] | None = None,
+        body: _BytesLike = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        no_reply: bool = False,
+        streaming: bool = False,
+    ) -> OutgoingMessage:
+        """Queue a request; with ``streaming`` more body follows via :meth:`write_body`."""
+        self._check_open()
+        flags = _flags(urgent, compressed) | (FrameFlags.NO_REPLY if no_reply else 0)
+        msg = OutgoingMessage(_MSG, self._next_request, flags, encode_properties(properties))
+        self._next_request += 1
+        if not no_reply:
+            self._awaiting_reply.add(msg.number)
+        return self._enqueue(msg, body, streaming, self._out_requests)
+
+    def send_reply(
+        self,
+        number: int,
+        properties: Mapping[str, str] | None = None,
+        body: _BytesLike = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        streaming: bool = False,
+        error: bool = False,
+    ) -> OutgoingMessage:
+        """Queue the reply (RPY, or ERR with ``error``) to incoming request ``number``."""
+        self._check_open()
+        if number not in self._owed_replies:
+            raise LocalProtocolError(f"request #{number} is unknown, no-reply or already answered")
+        self._owed_replies.discard(number)
+        kind = _ERR if error else _RPY
+        msg = OutgoingMessage(
+            kind, number, _flags(urgent, compressed), encode_properties(properties)
+        )
+        return self._enqueue(msg, body, streaming, self._out_replies)
+
+    def send_error(
+        self,
+        number: int,
+        domain: str,
+        code: int,
+        message: str = "",
+        properties: Mapping[str, str] | None = None,
+    ) -> OutgoingMessage:
+        """Queue an error reply: Error-Domain, Error-Code, the message as body (spec §1.2)."""
+        props = {"Error-Domain": domain, "Error-Code": str(int(code)), **(properties or {})}
+        return self.send_reply(number, props, message.encode(), error=True)
+
+    def write_body(self, msg: OutgoingMessage, data: _BytesLike) -> None:
+        """Append body data to a streaming message."""
+        if msg.complete:
+            raise LocalProtocolError(f"message #{msg.number} body already ended")
+        self._check_open()
+        msg.write(data)
+        self._outbox.wake(msg)
+
+    def end_body(self, msg: OutgoingMessage) -> None:
+        """Mark a streaming message's body complete."""
+        if not msg.complete and self._state is CoreState.OPEN:
+            msg.complete = True
+            self._outbox.wake(msg)
+
+    def _enqueue(
+        self,
+        msg: OutgoingMessage,
+        body: _BytesLike,
+        streaming: bool,
+        registry: dict[int, OutgoingMessage],
+    ) -> OutgoingMessage:
+        msg.write(body)
+        msg.complete = not streaming
+        registry[msg.number] = msg
+        self._outbox.add(msg)
+        return msg
+
+    def _check_open(self) -> None:
+        if self._state is not CoreState.OPEN:
+            raise LocalProtocolError("the BLIP connection is closed")
+
+    @property
+    def wants_to_send(self) -> bool:
+        """Whether :meth:`frames_to_send` would return anything."""
+        return bool(self._acks) or bool(self._outbox)
+
+    def frames_to_send(self, max_frames: int = 64, max_bytes: int = 1 << 20) -> list[bytes]:
+        """The next frames to transmit, in order; ACKs first."""
+        frames = self._acks
+        self._acks = []
+        outbox = self._outbox
+        encode = self._encoder.encode
+        total = 0
+        while len(frames) < max_frames and total < max_bytes:
+            msg = outbox.pop()
+            if msg is None:
+                break
+            body = msg.take(URGENT_FRAME_SIZE if msg.urgent else FRAME_SIZE)
+            flags = msg.flags
+            if msg.complete and not msg.pending:
+                msg.finished = True
+                registry = self._out_requests if msg.type is _MSG else self._out_replies
+                registry.pop(msg.number, None)
+            else:
+                flags |= _MORE
+            frame = encode(msg.number, flags, body)
+            msg.started = True
+            msg.bytes_sent += len(frame) - header_size(msg.number, flags)
+            outbox.after_frame(msg)
+            frames.append(frame)
+            total += len(frame)
+        return frames
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def events_received(self) -> list[Event]:
+        """Events produced by the frames received since the last call."""
+        events = self._events
+        self._events = []
+        return events
+
+    def receive_frame(self, frame: _BytesLike) -> None:
+        """Process one incoming frame; a fatal error closes the core and is raised."""
+        if self._state is not CoreState.OPEN:
+            return
+        try:
+            if len(frame) > self.limits.max_frame_size:
+                raise LimitExceededError(
+                    f"frame of {len(frame)} bytes exceeds {self.limits.max_frame_size}"
+                )
+            decoded = self._decoder.decode(frame)
+            kind = decoded.flags & 0x07
+            if kind <= MessageType.ERR:
+                self._receive_data(
+                    MessageType(kind),
+                    decoded.number,
+                    decoded.flags,
+                    decoded.body,
+                    decoded.wire_size,
+                )
+            elif kind == MessageType.ACKMSG or kind == MessageType.ACKRPY:
+                self._receive_ack(kind == MessageType.ACKMSG, decoded.number, decoded.ack_bytes)
+            else:
+                self._drop(None, decoded.number, FrameError(f"unknown message type {kind}"))
+        except FatalProtocolError:
+            self.close()
+            raise
+
+    def receive_text(self) -> None:
+        """A text WebSocket message arrived: a fatal error (spec §3.1.1)."""
+        error = FatalProtocolError("received a text WebSocket message; BLIP uses binary only")
+        error.close_code = 1003
+        self.close()
+        raise error
+
+    def release(self, kind: MessageType, number: int, credit: int) -> None:
+        """The consumer is done with ``credit`` frame bytes of a message: ACK when due."""
+        registry = self._in_requests if kind is _MSG else self._in_replies
+        msg = registry.get(number)
+        if msg is None or self._state is not CoreState.OPEN:
+            return
+        msg.released += credit
+        if msg.released - msg.acked >= ACK_INTERVAL:
+            msg.acked = msg.released
+            ack = MessageType.ACKMSG if kind is _MSG else MessageType.ACKRPY
+            self._acks.append(FrameEncoder.encode_ack(number, ack | _ACK_FLAGS, msg.released))
+
+    def _receive_ack(self, of_request: bool, number: int, count: int) -> None:
+        # ACKMSG acknowledges one of our requests, ACKRPY one of our replies.
+        msg = (self._out_requests if of_request else self._out_replies).get(number)
+        if msg is not None and count > msg.bytes_acked:
+            msg.bytes_acked = min(count, msg.bytes_sent)
+            self._outbox.wake(msg)
+
+    def _receive_data(
+        self, kind: MessageType, number: int, flags: int, body: bytes, wire_size: int
+    ) -> None:
+        if kind is _MSG:
+            registry = self._in_requests
+            msg = registry.get(number)
+            if msg is None:
+                if number != self._last_request_in + 1:
+                    return self._drop(kind, number, FrameError(f"unexpected request #{number}"))
+                self._last_request_in = number
+                msg = registry[number] = IncomingMessage(kind, number, flags)
+                if not flags & FrameFlags.NO_REPLY:
+                    self._owed_replies.add(number)
+        else:
+            registry = self._in_replies
+            msg = registry.get(number)
+            if msg is None:
+                if number not in self._awaiting_reply:
+                    return self._drop(kind, number, FrameError(f"unexpected reply #{number}"))
+                msg = registry[number] = IncomingMessage(kind, number, flags)
+        more = flags & _MORE
+        if not more:
+            del registry[number]
+            if kind is not _MSG:
+                self._awaiting_reply.discard(number)
+        msg.received += wire_size
+        msg.size += len(body)
+        if msg.size > self.limits.max_message_size:
+            raise LimitExceededError(
+                f"incoming message exceeds {self.limits.max_message_size} bytes"
+            )
+        data: _BytesLike = body
+        if msg.head is not None:
+            try:
+                data = self._read_properties(msg, body, bool(more))
+            except FrameError as exc:
+                registry.pop(number, None)
+                return self._drop(kind, number, exc)
+            if msg.properties is None:
+                self.release(kind, number, wire_size)
+                return None
+            if not more:
+                self._events.append(
+                    MessageReceived(msg.type, number, msg.flags, msg.properties, bytes(data))
+                )
+                return None
+            self._events.append(MessageBegun(msg.type, number, msg.flags, msg.properties))
+        if data:
+            self._events.append(BodyReceived(msg.type, number, bytes(data), wire_size))
+        else:
+            self.release(kind, number, wire_size)
+        if not more:
+            self._events.append(MessageEnded(msg.type, number))
+        return None
+
+    def _read_properties(self, msg: IncomingMessage, body: bytes, more: bool) -> _BytesLike:
+        """Accumulate the properties block; return the body bytes that follow it."""
+        head = msg.head
+        assert head is not None
+        data: _BytesLike = body
+        if head:
+            head += body
+            data = head
+        if not varint_complete(data):
+            if not more:
+                raise FrameError("message ends inside the properties length")
+            if not head:
+                msg.head = bytearray(body)
+            return b""
+        length, pos = decode_varint(data)
+        if length > self.limits.max_properties_size:
+            raise LimitExceededError(
+                f"properties of {length} bytes exceed {self.limits.max_properties_size}"
+            )
+        end = pos + length
+        if len(data) < end:
+            if not more:
+                raise FrameError("properties length is longer than the message")
+            if not head:
+                msg.head = bytearray(body)
+            return b""
+        msg.properties = decode_properties(memoryview(data)[pos:end])
+        msg.head = None
+        return memoryview(data)[end:]
+
+    def _drop(self, kind: MessageType | None, number: int, error: FrameError) -> None:
+        logger.warning("blip %s: dropped a frame: %s", self.name, error)
+        self._events.append(FrameDropped(kind, number, error))
+        if kind is _MSG and number in self._owed_replies:
+            # The sender would wait forever for a reply to a request we could not read.
+            self.send_error(number, BLIP_DOMAIN, BlipErrorCode.BAD_REQUEST, str(error))
+        elif kind is not None and kind is not _MSG and number in self._awaiting_reply:
+            self._awaiting_reply.discard(number)
+
+
+def _flags(urgent: bool, compressed: bool) -> int:
+    return (FrameFlags.URGENT if urgent else 0) | (FrameFlags.COMPRESSED if compressed else 0)
