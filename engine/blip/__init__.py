@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from engine.blip.client import BLIP_SUBPROTOCOL, connect
 from engine.blip.codec import DecodedFrame, FrameDecoder, FrameEncoder
+from engine.blip.connection import BlipConnection, Handler
 from engine.blip.core import ACK_INTERVAL, BlipCore, CoreState
 from engine.blip.errors import (
     BLIP_DOMAIN,
@@ -26,23 +28,28 @@ from engine.blip.events import (
     MessageReceived,
 )
 from engine.blip.frame import FrameFlags, MessageType
+from engine.blip.incoming import BodyStream, IncomingRequest, OutgoingReply, Response
 from engine.blip.limits import BlipLimits
 from engine.blip.message import OutgoingMessage
 from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE
 from engine.blip.properties import decode_properties, encode_properties
+from engine.blip.server import serve
 from engine.blip.varint import decode_varint, encode_varint
 
 __all__ = [
     "ACK_INTERVAL",
     "BLIP_DOMAIN",
+    "BLIP_SUBPROTOCOL",
     "FRAME_SIZE",
     "MAX_UNACKED",
     "URGENT_FRAME_SIZE",
+    "BlipConnection",
     "BlipCore",
     "BlipError",
     "BlipErrorCode",
     "BlipLimits",
     "BodyReceived",
+    "BodyStream",
     "ChecksumError",
     "CompressionError",
     "ConnectionClosedError",
@@ -55,6 +62,8 @@ __all__ = [
     "FrameEncoder",
     "FrameError",
     "FrameFlags",
+    "Handler",
+    "IncomingRequest",
     "LimitExceededError",
     "LocalProtocolError",
     "MessageBegun",
@@ -62,9 +71,13 @@ __all__ = [
     "MessageReceived",
     "MessageType",
     "OutgoingMessage",
+    "OutgoingReply",
     "RemoteProtocolError",
+    "Response",
+    "connect",
     "decode_properties",
     "decode_varint",
     "encode_properties",
     "encode_varint",
+    "serve",
 ]

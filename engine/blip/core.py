@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
+from typing import NoReturn
 
 from engine.blip.codec import FrameDecoder, FrameEncoder
 from engine.blip.errors import (
@@ -254,7 +255,7 @@ class BlipCore:
             self.close()
             raise
 
-    def receive_text(self) -> None:
+    def receive_text(self) -> NoReturn:
         """A text WebSocket message arrived: a fatal error (spec §3.1.1)."""
         error = FatalProtocolError("received a text WebSocket message; BLIP uses binary only")
         error.close_code = 1003

@@ -1,0 +1,431 @@
+"""The asyncio adapter: moves frames between a `websockets` connection and a BlipCore."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from typing import Any
+
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+
+from engine.blip.core import BlipCore, CoreState
+from engine.blip.errors import (
+    BLIP_DOMAIN,
+    BlipError,
+    BlipErrorCode,
+    ConnectionClosedError,
+    FatalProtocolError,
+    LocalProtocolError,
+)
+from engine.blip.events import BodyReceived, Event, FrameDropped, MessageBegun, MessageReceived
+from engine.blip.frame import FrameFlags, MessageType
+from engine.blip.incoming import (
+    Body,
+    BodyStream,
+    IncomingRequest,
+    OutgoingReply,
+    Response,
+    _IncomingMessage,
+    error_from_reply,
+)
+from engine.blip.limits import BlipLimits
+from engine.blip.message import OutgoingMessage
+from engine.blip.outbox import FRAME_SIZE
+
+__all__ = ["BlipConnection", "Handler"]
+
+logger = logging.getLogger(__name__)
+
+#: async def handler(request) -> OutgoingReply | None
+Handler = Callable[[IncomingRequest], Awaitable[OutgoingReply | None]]
+
+_MSG, _ERR = MessageType.MSG, MessageType.ERR
+#: A streaming sender waits while this much of its body is written but not yet framed.
+_SEND_BUFFER = 2 * FRAME_SIZE
+
+
+class _Inflight:
+    """A multi-frame message being received: buffered, streamed, or discarded."""
+
+    __slots__ = ("buffer", "done", "message")
+
+    def __init__(
+        self,
+        message: _IncomingMessage | None,
+        buffer: bytearray | None,
+        done: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.message = message
+        self.buffer = buffer
+        self.done = done
+
+
+class BlipConnection:
+    """A BLIP connection over an open `websockets` asyncio connection (client or server)."""
+
+    def __init__(self, ws: Connection, *, limits: BlipLimits | None = None, name: str = "") -> None:
+        self._ws = ws
+        self.name = name or f"{ws.remote_address}"
+        self._core = BlipCore(limits, name=self.name)
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self._default: tuple[Handler, bool] | None = None
+        self._pending: dict[int, tuple[asyncio.Future[Response], bool]] = {}
+        self._inflight: dict[tuple[bool, int], _Inflight] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing_locally = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: True if the peer closed (or dropped) the connection, False if we did.
+        self.closed_by_peer: bool | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def websocket(self) -> Connection:
+        return self._ws
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def start(self) -> None:
+        """Start reading and writing frames (register handlers first)."""
+        if self._reader is None:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"blip-write {self.name}")
+            self._reader = asyncio.create_task(self._read_loop(), name=f"blip-read {self.name}")
+
+    async def run(self) -> None:
+        """Start if needed and wait until the connection is closed."""
+        self.start()
+        await self._closed.wait()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the WebSocket; pending requests fail with ConnectionClosedError."""
+        if not self._closed.is_set():
+            self._closing_locally = True
+            await self._ws.close(code, reason)
+            if self._reader is None:
+                await self._finish()
+        await self._closed.wait()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __aenter__(self) -> BlipConnection:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def register_handler(self, profile: str, handler: Handler, *, streaming: bool = False) -> None:
+        """Handle requests with this Profile; ``streaming`` handlers read the body as it comes."""
+        self._handlers[profile] = (handler, streaming)
+
+    def set_default_handler(self, handler: Handler | None, *, streaming: bool = False) -> None:
+        """Handle requests whose profile has no handler (else: a BLIP 404 error reply)."""
+        self._default = None if handler is None else (handler, streaming)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def send_request(
+        self,
+        profile: str,
+        properties: Mapping[str, str] | None = None,
+        body: Body = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+        no_reply: bool = False,
+        stream_response: bool = False,
+    ) -> Response | None:
+        """Send a request and wait for its reply; an ERR reply raises BlipError."""
+        self._check_open()
+        props = {"Profile": profile, **properties} if properties else {"Profile": profile}
+        streaming = not isinstance(body, bytes | bytearray | memoryview)
+        msg = self._core.send_request(
+            props,
+            b"" if streaming else body,  # type: ignore[arg-type]
+            urgent=urgent,
+            compressed=compressed,
+            no_reply=no_reply,
+            streaming=streaming,
+        )
+        future: asyncio.Future[Response] | None = None
+        if not no_reply:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[msg.number] = (future, stream_response)
+        self._wake.set()
+        try:
+            if streaming:
+                await self._pump(msg, body)  # type: ignore[arg-type]
+            return None if future is None else await future
+        finally:
+            self._pending.pop(msg.number, None)
+
+    async def _pump(self, msg: OutgoingMessage, body: AsyncIterable[bytes]) -> None:
+        """Feed a streamed body into the core, never more than a couple of frames ahead."""
+        try:
+            async for chunk in body:
+                self._check_open()
+                self._core.write_body(msg, chunk)
+                self._wake.set()
+                while msg.pending > _SEND_BUFFER:
+                    await self._progress.wait()
+                    self._check_open()
+        finally:
+            # An iterator failing half-way ends the message short; the exception propagates.
+            self._core.end_body(msg)
+            self._wake.set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set() or self._closing_locally or self._ws.close_code is not None:
+            raise ConnectionClosedError(
+                self.close_code or self._ws.close_code,
+                self.close_reason,
+                by_peer=bool(self.closed_by_peer),
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        core = self._core
+        try:
+            async for data in self._ws:
+                if isinstance(data, str):
+                    core.receive_text()
+                core.receive_frame(data)
+                self._dispatch(core.events_received())
+                if core.wants_to_send:
+                    self._wake.set()
+        except FatalProtocolError as exc:
+            logger.warning("blip %s: fatal protocol error: %s", self.name, exc)
+            self._closing_locally = True
+            await self._ws.close(exc.close_code, str(exc)[:120])
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._finish()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, MessageReceived):
+                if event.type is _MSG:
+                    self._request_begun(event.number, event.flags, event.properties, event.body)
+                else:
+                    self._reply_complete(event.type, event.number, event.properties, event.body)
+            elif isinstance(event, BodyReceived):
+                inflight = self._inflight[event.type is _MSG, event.number]
+                if inflight.buffer is not None:
+                    inflight.buffer += event.data
+                    self._core.release(event.type, event.number, event.credit)
+                elif inflight.message is not None and inflight.message._stream is not None:
+                    inflight.message._stream.feed(event.data, event.credit)
+                else:
+                    self._core.release(event.type, event.number, event.credit)
+            elif isinstance(event, MessageBegun):
+                if event.type is _MSG:
+                    self._request_begun(event.number, event.flags, event.properties, None)
+                else:
+                    self._reply_begun(event.type, event.number, event.flags, event.properties)
+            elif isinstance(event, FrameDropped):
+                if event.type is not None and event.type is not _MSG:
+                    pending = self._pending.get(event.number)
+                    if pending is not None and not pending[0].done():
+                        pending[0].set_exception(event.error)
+            else:  # MessageEnded
+                inflight = self._inflight.pop((event.type is _MSG, event.number))
+                message = inflight.message
+                if message is not None:
+                    if inflight.buffer is not None:
+                        message._body = bytes(inflight.buffer)
+                    elif message._stream is not None:
+                        message._stream.end()
+                    if inflight.done is not None:
+                        inflight.done(message)
+
+    def _request_begun(
+        self, number: int, flags: int, properties: dict[str, str], body: bytes | None
+    ) -> None:
+        entry = self._handlers.get(properties.get("Profile", ""), self._default)
+        if entry is None:
+            if not flags & FrameFlags.NO_REPLY:
+                profile = properties.get("Profile", "")
+                self._core.send_error(
+                    number, BLIP_DOMAIN, BlipErrorCode.NOT_FOUND, f"no handler for {profile!r}"
+                )
+            if body is None:
+                self._inflight[True, number] = _Inflight(None, None)
+            return
+        handler, streaming = entry
+        if body is not None:
+            self._spawn(handler, IncomingRequest(number, flags, properties, body))
+        elif streaming:
+            stream = BodyStream(self._releaser(_MSG, number))
+            request = IncomingRequest(number, flags, properties, None, stream)
+            self._inflight[True, number] = _Inflight(request, None)
+            self._spawn(handler, request)
+        else:
+            request = IncomingRequest(number, flags, properties)
+            self._inflight[True, number] = _Inflight(
+                request, bytearray(), lambda msg: self._spawn(handler, msg)
+            )
+
+    def _reply_begun(
+        self, kind: MessageType, number: int, flags: int, properties: dict[str, str]
+    ) -> None:
+        pending = self._pending.get(number)
+        if pending is None or pending[0].done():
+            self._inflight[False, number] = _Inflight(None, None)
+        elif kind is _ERR or not pending[1]:
+            response = Response(number, flags, properties)
+            self._inflight[False, number] = _Inflight(
+                response,
+                bytearray(),
+                lambda msg: self._reply_complete(kind, number, msg.properties, msg.body),
+            )
+        else:
+            stream = BodyStream(self._releaser(kind, number))
+            response = Response(number, flags, properties, None, stream)
+            self._inflight[False, number] = _Inflight(response, None)
+            pending[0].set_result(response)
+
+    def _reply_complete(
+        self, kind: MessageType, number: int, properties: dict[str, str], body: bytes
+    ) -> None:
+        pending = self._pending.get(number)
+        if pending is None or pending[0].done():
+            return
+        if kind is _ERR:
+            pending[0].set_exception(error_from_reply(properties, body))
+        else:
+            pending[0].set_result(Response(number, 0, properties, body))
+
+    def _releaser(self, kind: MessageType, number: int) -> Callable[[int], None]:
+        core = self._core
+
+        def release(credit: int) -> None:
+            core.release(kind, number, credit)
+            if core.wants_to_send:
+                self._wake.set()
+
+        return release
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _spawn(self, handler: Handler, request: IncomingRequest) -> None:
+        task = asyncio.create_task(self._handle(handler, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, handler: Handler, request: IncomingRequest) -> None:
+        try:
+            reply = await handler(request)
+        except BlipError as exc:
+            self._reply_error(request, exc.domain, exc.code, exc.message, exc.properties)
+        except Exception as exc:
+            logger.exception("blip %s: handler for %r failed", self.name, request.profile)
+            message = f"handler failed: {type(exc).__name__}"
+            self._reply_error(request, BLIP_DOMAIN, BlipErrorCode.HANDLER_FAILED, message, None)
+        else:
+            if not request.no_reply and not self._closed.is_set():
+                await self._send_reply(request, reply or OutgoingReply())
+        finally:
+            if request._stream is not None:
+                request._stream.discard()
+
+    def _reply_error(
+        self,
+        request: IncomingRequest,
+        domain: str,
+        code: int,
+        message: str,
+        properties: Mapping[str, str] | None,
+    ) -> None:
+        if request.no_reply or self._closed.is_set():
+            return
+        self._core.send_error(request.number, domain, code, message, properties)
+        self._wake.set()
+
+    async def _send_reply(self, request: IncomingRequest, reply: OutgoingReply) -> None:
+        body = reply.body
+        streaming = not isinstance(body, bytes | bytearray | memoryview)
+        try:
+            msg = self._core.send_reply(
+                request.number,
+                reply.properties,
+                b"" if streaming else body,  # type: ignore[arg-type]
+                urgent=request.urgent if reply.urgent is None else reply.urgent,
+                compressed=request.compressed if reply.compressed is None else reply.compressed,
+                streaming=streaming,
+            )
+        except LocalProtocolError:
+            if self._core.state is CoreState.OPEN:
+                raise
+            return
+        self._wake.set()
+        if streaming:
+            await self._pump(msg, body)  # type: ignore[arg-type]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        core, ws, wake, progress = self._core, self._ws, self._wake, self._progress
+        try:
+            while True:
+                frames = core.frames_to_send()
+                if not frames:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                for frame in frames:
+                    await ws.send(frame)
+                progress.set()
+                progress.clear()
+        except ConnectionClosed:
+            pass
+
+    # -- closing -------------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        """Fail what is pending, stop every task, mark closed."""
+        if self._closed.is_set():
+            return
+        self._core.close()
+        ws = self._ws
+        self.close_code = ws.close_code if ws.close_code is not None else 1006
+        self.close_reason = ws.close_reason or ""
+        self.closed_by_peer = not self._closing_locally
+        error = ConnectionClosedError(
+            self.close_code, self.close_reason, by_peer=self.closed_by_peer
+        )
+        for future, _ in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        for inflight in self._inflight.values():
+            if inflight.message is not None and inflight.message._stream is not None:
+                inflight.message._stream.fail(error)
+        self._inflight.clear()
+        self._progress.set()
+        current = asyncio.current_task()
+        tasks = [t for t in (self._writer, *self._tasks) if t is not None and t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        logger.debug(
+            "blip %s: closed (%s %r, by %s)",
+            self.name,
+            self.close_code,
+            self.close_reason,
+            "peer" if self.closed_by_peer else "us",
+        )
+        self._closed.set()
