@@ -20,6 +20,7 @@ __all__ = ["DecodedFrame", "FrameDecoder", "FrameEncoder"]
 DEFLATE_TRAILER = b"\x00\x00\xff\xff"
 
 _ACK_TYPE_BITS = 0x04
+_COMPRESSED = int(FrameFlags.COMPRESSED)
 _BytesLike = bytes | bytearray | memoryview
 
 
@@ -53,7 +54,7 @@ class FrameEncoder:
     def encode(self, number: int, flags: int, body: _BytesLike) -> bytes:
         """A whole frame: header, (compressed) body, CRC32 of everything sent so far."""
         self._crc = crc = zlib.crc32(body, self._crc)
-        if flags & FrameFlags.COMPRESSED:
+        if flags & _COMPRESSED:
             deflater = self._deflater
             packed = deflater.compress(body) + deflater.flush(zlib.Z_SYNC_FLUSH)
             # Z_SYNC_FLUSH always ends with 00 00 FF FF, which BLIP leaves out (spec §3.6.1).
@@ -92,7 +93,7 @@ class FrameDecoder:
             raise FatalProtocolError("frame too short to hold its checksum")
         view = memoryview(frame)
         body: bytes = bytes(view[pos:-CHECKSUM_SIZE])
-        if flags & FrameFlags.COMPRESSED:
+        if flags & _COMPRESSED:
             body = self._inflate(body)
         self._crc = crc = zlib.crc32(body, self._crc)
         if crc != int.from_bytes(view[-CHECKSUM_SIZE:], "big"):

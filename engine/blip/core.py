@@ -38,8 +38,10 @@ logger = logging.getLogger(__name__)
 #: The receiver ACKs a message each time this many more of its bytes arrived (spec §3.7).
 ACK_INTERVAL = 50_000
 
-_MORE = FrameFlags.MORE_COMING
-_ACK_FLAGS = FrameFlags.URGENT | FrameFlags.NO_REPLY
+# Plain ints: IntFlag arithmetic is slow on the per-frame path.
+_MORE = int(FrameFlags.MORE_COMING)
+_NO_REPLY = int(FrameFlags.NO_REPLY)
+_ACK_FLAGS = int(FrameFlags.URGENT | FrameFlags.NO_REPLY)
 _BytesLike = bytes | bytearray | memoryview
 _MSG, _RPY, _ERR = MessageType.MSG, MessageType.RPY, MessageType.ERR
 
@@ -98,6 +100,12 @@ class BlipCore:
         self._in_replies.clear()
 
     @property
+    def incoming_buffered(self) -> int:
+        """Bytes held for incoming messages whose properties are still incomplete."""
+        heads = (m.head for reg in (self._in_requests, self._in_replies) for m in reg.values())
+        return sum(len(head) for head in heads if head is not None)
+
+    @property
     def awaiting_replies(self) -> frozenset[int]:
         """Numbers of our requests whose reply has not fully arrived."""
         return frozenset(self._awaiting_reply)
@@ -116,7 +124,7 @@ class BlipCore:
     ) -> OutgoingMessage:
         """Queue a request; with ``streaming`` more body follows via :meth:`write_body`."""
         self._check_open()
-        flags = _flags(urgent, compressed) | (FrameFlags.NO_REPLY if no_reply else 0)
+        flags = _flags(urgent, compressed) | (_NO_REPLY if no_reply else 0)
         msg = OutgoingMessage(_MSG, self._next_request, flags, encode_properties(properties))
         self._next_request += 1
         if not no_reply:
@@ -272,7 +280,7 @@ class BlipCore:
         if msg.released - msg.acked >= ACK_INTERVAL:
             msg.acked = msg.released
             ack = MessageType.ACKMSG if kind is _MSG else MessageType.ACKRPY
-            self._acks.append(FrameEncoder.encode_ack(number, ack | _ACK_FLAGS, msg.released))
+            self._acks.append(FrameEncoder.encode_ack(number, int(ack) | _ACK_FLAGS, msg.released))
 
     def _receive_ack(self, of_request: bool, number: int, count: int) -> None:
         # ACKMSG acknowledges one of our requests, ACKRPY one of our replies.
@@ -292,7 +300,7 @@ class BlipCore:
                     return self._drop(kind, number, FrameError(f"unexpected request #{number}"))
                 self._last_request_in = number
                 msg = registry[number] = IncomingMessage(kind, number, flags)
-                if not flags & FrameFlags.NO_REPLY:
+                if not flags & _NO_REPLY:
                     self._owed_replies.add(number)
         else:
             registry = self._in_replies
@@ -377,4 +385,4 @@ class BlipCore:
 
 
 def _flags(urgent: bool, compressed: bool) -> int:
-    return (FrameFlags.URGENT if urgent else 0) | (FrameFlags.COMPRESSED if compressed else 0)
+    return (0x10 if urgent else 0) | (0x08 if compressed else 0)  # Urgent, Compressed

@@ -9,6 +9,10 @@ from engine.blip.frame import FrameFlags, MessageType
 __all__ = ["IncomingMessage", "OutgoingMessage"]
 
 _BytesLike = bytes | bytearray | memoryview
+# Plain ints: IntFlag arithmetic is slow on the per-frame path.
+_MORE = int(FrameFlags.MORE_COMING)
+_URGENT = int(FrameFlags.URGENT)
+_TYPE_AND_MORE = int(FrameFlags.TYPE_MASK | FrameFlags.MORE_COMING)
 
 
 class OutgoingMessage:
@@ -32,7 +36,7 @@ class OutgoingMessage:
         self.type = type
         self.number = number
         #: Type and message flags; MORE_COMING is added per frame.
-        self.flags = (flags & ~(FrameFlags.TYPE_MASK | FrameFlags.MORE_COMING)) | type
+        self.flags = (flags & ~_TYPE_AND_MORE) | int(type)
         self._chunks: deque[memoryview] = deque()
         #: Bytes written but not yet framed.
         self.pending = 0
@@ -50,7 +54,7 @@ class OutgoingMessage:
 
     @property
     def urgent(self) -> bool:
-        return bool(self.flags & FrameFlags.URGENT)
+        return bool(self.flags & _URGENT)
 
     @property
     def unacked(self) -> int:
@@ -113,7 +117,7 @@ class IncomingMessage:
     def __init__(self, type: MessageType, number: int, flags: int) -> None:
         self.type = type
         self.number = number
-        self.flags = flags & ~FrameFlags.MORE_COMING
+        self.flags = flags & ~_MORE
         #: Bytes of the properties block received so far, until it is complete.
         self.head: bytearray | None = bytearray()
         self.properties: dict[str, str] | None = None
