@@ -6,9 +6,12 @@ import json
 import random
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -84,6 +87,12 @@ def make_docs(
                 "text": " ".join(words),
             },
         )
+
+
+def median_by(items: Sequence[T], key: Callable[[T], float]) -> T:
+    """The item whose key is the median (the lower middle for an even count)."""
+    ordered = sorted(items, key=key)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def fmt(value: float | None) -> str:

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+
+from engine import __version__
+from engine.cli import doc_commands
+from engine.cli.common import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="peerbase",
-        description="Peer-to-peer document sync, Couchbase Lite compatible.",
+        description="Peer-to-peer document sync, compatible with Couchbase Lite.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"peerbase {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    doc_commands.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
         parser.print_help()
         return 0
-    return 0
+    return run_command(handler, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,327 @@
+"""The replication-facing side of a collection: foreign revisions, revs-diff, changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.errors import InvalidBodyError
+from engine.store.kv import KVTable, Row
+from engine.store.revid import canonical_json, generation, is_valid_rev_id
+from engine.store.revtree import RevTree
+from engine.store.schema import DELETED
+
+MAX_POSSIBLE_ANCESTORS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of a collection's changes feed (the current revision of a document)."""
+
+    sequence: int
+    doc_id: str
+    rev_id: str
+    deleted: bool
+    body_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionData:
+    """A revision read for sending: its body and its ancestry (newest first)."""
+
+    doc_id: str
+    rev_id: str
+    deleted: bool
+    body: bytes
+    history: list[str]
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionInsert:
+    """A foreign revision to store: `history` lists its ancestors, parent first."""
+
+    doc_id: str
+    rev_id: str
+    history: Sequence[str]
+    body: bytes | Mapping[str, Any]
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    """What inserting one foreign revision did."""
+
+    doc_id: str
+    rev_id: str
+    inserted: bool
+    current_rev_id: str
+    current_deleted: bool
+    conflicts: tuple[str, ...] = field(default=())
+    sequence: int = 0
+
+    @property
+    def conflicted(self) -> bool:
+        return bool(self.conflicts)
+
+
+class ReplicationAPI(KVTable):
+    """Operations the replicator and the passive peer need."""
+
+    # -- reading ----------------------------------------------------------------------
+
+    def changes_since(
+        self,
+        since: int,
+        limit: int | None = None,
+        *,
+        active_only: bool = False,
+    ) -> list[Change]:
+        """Current revisions of documents changed after sequence `since`, in order."""
+        sql = f"SELECT seq, doc_id, rev, flags, length(body) FROM {self._table} WHERE seq > ?"
+        if active_only:
+            sql += f" AND (flags & {DELETED}) = 0"
+        sql += " ORDER BY seq"
+        params: tuple[int, ...] = (since,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (since, limit)
+        with self.database._read():
+            rows = self._conn.execute(sql, params).fetchall()
+        return [Change(s, d, r, bool(f & DELETED), n) for s, d, r, f, n in rows]
+
+    @property
+    def last_sequence(self) -> int:
+        with self.database._read():
+            (seq,) = self._conn.execute(
+                "SELECT last_seq FROM collections WHERE id = ?", (self.id,)
+            ).fetchone()
+        return int(seq)
+
+    def current_revisions(self, doc_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """{doc_id: (current revID, deleted)} for the documents that exist."""
+        with self.database._read():
+            rows = self._rows(doc_ids)
+        return {d: (r.rev, r.deleted) for d, r in rows.items()}
+
+    def revs_diff(self, doc_id: str, rev_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(missing revIDs, revIDs we have that may be ancestors of the missing ones)."""
+        with self.database._read():
+            row = self._row(doc_id)
+        if row is None:
+            return list(rev_ids), []
+        tree = row.rev_tree()
+        missing = [r for r in rev_ids if r not in tree]
+        if not missing:
+            return [], []
+        top = max(generation(r) for r in missing if is_valid_rev_id(r)) if missing else 0
+        ancestors = _ancestors(tree, top, require_body=False, limit=MAX_POSSIBLE_ANCESTORS)
+        return missing, ancestors
+
+    def find_ancestors(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        require_bodies: bool = False,
+        limit: int = MAX_POSSIBLE_ANCESTORS,
+    ) -> list[list[str] | None]:
+        """For each (doc_id, revID): None if we have it, else our possible ancestors of it."""
+        with self.database._read():
+            rows = self._rows(doc_id for doc_id, _ in items)
+        out: list[list[str] | None] = []
+        trees: dict[str, RevTree] = {}
+        for doc_id, rev_id in items:
+            row = rows.get(doc_id)
+            if row is None:
+                out.append([])
+                continue
+            if row.rev == rev_id:
+                out.append(None)
+                continue
+            tree = trees.get(doc_id) or trees.setdefault(doc_id, row.rev_tree())
+            if rev_id in tree:
+                out.append(None)
+            else:
+                gen = generation(rev_id) if is_valid_rev_id(rev_id) else 1 << 30
+                out.append(_ancestors(tree, gen, require_body=require_bodies, limit=limit))
+        return out
+
+    def read_revisions(
+        self,
+        items: Sequence[tuple[str, str | None]],
+        *,
+        max_history: int = 20,
+        known: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[RevisionData | None]:
+        """Read revisions to send; None where the revision or its body is gone.
+
+        History stops after the first revID the peer listed as known for that document.
+        """
+        with self.database._read():
+            rows = self._rows(doc_id for doc_id, _ in items)
+        out: list[RevisionData | None] = []
+        for doc_id, rev_id in items:
+            row = rows.get(doc_id)
+            out.append(
+                None
+                if row is None
+                else _revision_data(doc_id, rev_id, row, max_history, (known or {}).get(doc_id, ()))
+            )
+        return out
+
+    def read_revision(
+        self, doc_id: str, rev_id: str | None = None, *, max_history: int = 20
+    ) -> RevisionData | None:
+        return self.read_revisions([(doc_id, rev_id)], max_history=max_history)[0]
+
+    def revision_body(self, doc_id: str, rev_id: str) -> bytes | None:
+        """The stored body of any revision (None if unknown or pruned): a delta source."""
+        with self.database._read():
+            row = self._row(doc_id)
+        if row is None:
+            return None
+        if row.rev == rev_id:
+            return row.body
+        tree = row.rev_tree()
+        index = tree.find(rev_id)
+        return None if index is None else tree.revs[index].body
+
+    def remote_revision(self, doc_id: str, remote_id: int) -> str | None:
+        with self.database._read():
+            row = self._row(doc_id)
+        if row is None or row.tree is None:
+            return None
+        return row.rev_tree().remotes.get(remote_id)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def insert_revisions(
+        self, batch: Sequence[RevisionInsert], *, remote_id: int | None = None
+    ) -> list[InsertResult]:
+        """Store foreign revisions (with their history) in one transaction."""
+        prepared = [(item, _body_bytes(item.body)) for item in batch]
+        results: list[InsertResult] = []
+        with self.database._write() as txn:
+            rows = self._rows(item.doc_id for item in batch)
+            trees: dict[str, RevTree] = {}
+            for item, body in prepared:
+                if not is_valid_rev_id(item.rev_id):
+                    raise InvalidBodyError(f"malformed revision ID {item.rev_id!r}")
+                row = rows.get(item.doc_id)
+                tree = trees.get(item.doc_id)
+                if tree is None and row is not None:
+                    tree = trees[item.doc_id] = row.rev_tree()
+                if tree is None and not item.history and remote_id is None:
+                    seq = self._insert_new(txn, item.doc_id, item.rev_id, item.deleted, body) or 0
+                    trees[item.doc_id] = RevTree.single(item.rev_id, item.deleted, body)
+                    results.append(
+                        InsertResult(
+                            item.doc_id, item.rev_id, True, item.rev_id, item.deleted, (), seq
+                        )
+                    )
+                    continue
+                exists = row is not None or tree is not None
+                if tree is None:
+                    tree = trees[item.doc_id] = RevTree([])
+                _, added = tree.insert_history(item.rev_id, list(item.history), item.deleted, body)
+                if remote_id is not None:
+                    tree.mark_remote(remote_id, item.rev_id)
+                seq, cur = self._write_tree(txn, item.doc_id, tree, exists, bump=added)
+                current = tree.revs[cur]
+                results.append(
+                    InsertResult(
+                        item.doc_id,
+                        item.rev_id,
+                        added,
+                        current.rev_id,
+                        current.deleted,
+                        tuple(tree.conflicts()),
+                        seq,
+                    )
+                )
+        return results
+
+    def insert_revision(
+        self,
+        doc_id: str,
+        rev_id: str,
+        history: Sequence[str],
+        body: bytes | Mapping[str, Any],
+        deleted: bool = False,
+        *,
+        remote_id: int | None = None,
+    ) -> InsertResult:
+        return self.insert_revisions(
+            [RevisionInsert(doc_id, rev_id, history, body, deleted)], remote_id=remote_id
+        )[0]
+
+    def mark_remote_revisions(self, remote_id: int, items: Sequence[tuple[str, str]]) -> None:
+        """Record that a remote has these revisions (keeps their bodies as delta sources)."""
+        with self.database._write() as txn:
+            rows = self._rows(doc_id for doc_id, _ in items)
+            for doc_id, rev_id in items:
+                row = rows.get(doc_id)
+                if row is None:
+                    continue
+                tree = row.rev_tree()
+                if tree.remotes.get(remote_id) == rev_id or rev_id not in tree:
+                    continue
+                tree.mark_remote(remote_id, rev_id)
+                self._write_tree(txn, doc_id, tree, True, bump=False)
+                rows[doc_id] = row._replace(tree=tree.encode(tree.current()))
+
+
+def _body_bytes(body: bytes | Mapping[str, Any]) -> bytes:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+        if not data.lstrip().startswith(b"{"):
+            raise InvalidBodyError("a revision body must be a JSON object")
+        return data
+    return canonical_json(dict(body))
+
+
+def _ancestors(tree: RevTree, below_gen: int, *, require_body: bool, limit: int) -> list[str]:
+    candidates = [
+        rev.rev_id
+        for rev in tree.revs
+        if generation(rev.rev_id) < below_gen and (rev.body is not None or not require_body)
+    ]
+    candidates.sort(key=generation, reverse=True)
+    return candidates[:limit]
+
+
+def _revision_data(
+    doc_id: str, rev_id: str | None, row: Row, max_history: int, known: Sequence[str]
+) -> RevisionData | None:
+    if rev_id is None or rev_id == row.rev:
+        if row.tree is None:
+            return RevisionData(doc_id, row.rev, row.deleted, row.body, [], row.seq)
+        rev_id = row.rev
+    tree = row.rev_tree()
+    index = tree.find(rev_id)
+    if index is None or tree.revs[index].body is None:
+        return None
+    rev = tree.revs[index]
+    history: list[str] = []
+    stop = set(known)
+    parent = rev.parent
+    while parent != -1 and len(history) < max_history:
+        ancestor = tree.revs[parent]
+        history.append(ancestor.rev_id)
+        if ancestor.rev_id in stop:
+            break
+        parent = ancestor.parent
+    body = rev.body
+    assert body is not None
+    return RevisionData(doc_id, rev.rev_id, rev.deleted, body, history, row.seq)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """Decode a stored body."""
+    value = orjson.loads(body)
+    if not isinstance(value, dict):
+        raise InvalidBodyError("stored body is not a JSON object")
+    return value

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import ConflictError, InvalidBodyError
+from engine.store import Collection, Database, MutableDocument, RevisionInsert
+
+
+def test_insert_foreign_revisions_with_history(coll: Collection) -> None:
+    res = coll.insert_revision("d", "3-c", ["2-b", "1-a"], {"v": 3})
+    assert res.inserted and res.current_rev_id == "3-c" and res.sequence == 1
+    again = coll.insert_revision("d", "3-c", ["2-b", "1-a"], {"v": 3})
+    assert not again.inserted
+    assert coll.last_sequence == 1  # nothing new, no new sequence
+    data = coll.read_revision("d")
+    assert data is not None and data.history == ["2-b", "1-a"] and data.body == b'{"v":3}'
+
+
+def test_insert_batch_is_one_transaction(coll: Collection, db: Database) -> None:
+    batch = [RevisionInsert(f"d{i}", "1-x", [], {"i": i}) for i in range(5)]
+    batch.append(RevisionInsert("bad", "not-a-rev", [], {}))
+    with pytest.raises(InvalidBodyError):
+        coll.insert_revisions(batch)
+    assert coll.count == 0
+    assert len(coll.insert_revisions(batch[:5])) == 5
+    assert coll.count == 5
+
+
+def test_tombstones_and_conflicts_from_peers(coll: Collection) -> None:
+    coll.insert_revision("d", "1-a", [], {"v": 1})
+    res = coll.insert_revision("d", "2-b", ["1-a"], b"{}", deleted=True)
+    assert res.current_deleted and coll.get_document("d") is None
+    res = coll.insert_revision("d", "2-c", ["1-a"], {"v": 2})
+    assert res.current_rev_id == "2-c" and not res.current_deleted and res.conflicts == ()
+    res = coll.insert_revision("d", "2-d", ["1-a"], {"v": 3})
+    assert res.current_rev_id == "2-d" and res.conflicts == ("2-c",)
+
+
+def test_revs_diff_and_find_ancestors(coll: Collection) -> None:
+    coll.insert_revision("d", "2-b", ["1-a"], {"v": 2})
+    missing, ancestors = coll.revs_diff("d", ["2-b", "3-c", "1-a"])
+    assert missing == ["3-c"] and ancestors == ["2-b", "1-a"]
+    assert coll.revs_diff("none", ["1-x"]) == (["1-x"], [])
+    found = coll.find_ancestors([("d", "2-b"), ("d", "1-a"), ("d", "4-z"), ("new", "1-q")])
+    assert found == [None, None, ["2-b", "1-a"], []]
+    with_bodies = coll.find_ancestors([("d", "4-z")], require_bodies=True)
+    assert with_bodies == [["2-b"]]
+
+
+def test_changes_since(coll: Collection) -> None:
+    for i in range(5):
+        coll.save(MutableDocument(f"d{i}", {"i": i}))
+    coll.delete("d1")
+    changes = coll.changes_since(0)
+    assert [c.doc_id for c in changes] == ["d0", "d2", "d3", "d4", "d1"]
+    assert changes[-1].deleted and changes[-1].sequence == 6
+    assert changes[0].body_size == len(b'{"i":0}')
+    assert [c.doc_id for c in coll.changes_since(3, limit=1)] == ["d3"]
+    assert [c.doc_id for c in coll.changes_since(0, active_only=True)] == ["d0", "d2", "d3", "d4"]
+
+
+def test_read_revisions_history_stops_at_known(coll: Collection) -> None:
+    coll.insert_revision("d", "4-d", ["3-c", "2-b", "1-a"], {"v": 4})
+    data = coll.read_revisions([("d", None), ("missing", None), ("d", "3-c")], known={"d": ["2-b"]})
+    assert data[0] is not None and data[0].history == ["3-c", "2-b"]
+    assert data[1] is None
+    assert data[2] is None  # ancestor bodies are not kept
+    assert coll.read_revision("d", max_history=1).history == ["3-c"]  # type: ignore[union-attr]
+
+
+def test_remote_marks_keep_delta_sources(coll: Collection) -> None:
+    doc = MutableDocument("d", {"v": 1})
+    coll.save(doc)
+    first = doc.rev_id
+    assert first is not None
+    coll.mark_remote_revisions(3, [("d", first)])
+    assert coll.last_sequence == 1  # marking is not a change
+    doc["v"] = 2
+    coll.save(doc)
+    assert coll.remote_revision("d", 3) == first
+    assert coll.revision_body("d", first) == b'{"v":1}'
+    assert coll.revision_body("d", doc.rev_id or "") == b'{"v":2}'
+
+
+def test_local_documents(db: Database) -> None:
+    assert db.get_local("cp") is None
+    rev = db.put_local("cp", {"seq": 1}, None)
+    assert rev == "1-local" and db.get_local("cp") == ("1-local", {"seq": 1})
+    with pytest.raises(ConflictError):
+        db.put_local("cp", {"seq": 2}, None)
+    assert db.put_local("cp", {"seq": 2}, rev) == "2-local"
+    db.delete_local("cp")
+    assert db.get_local("cp") is None
+
+
+def test_remote_ids_are_stable(db: Database) -> None:
+    a = db.remote_id("wss://peer-a/db")
+    assert db.remote_id("wss://peer-b/db") != a
+    assert db.remote_id("wss://peer-a/db") == a
