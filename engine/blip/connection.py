@@ -222,7 +222,9 @@ class BlipConnection:
                 if event.type is _MSG:
                     self._request_begun(event.number, event.flags, event.properties, event.body)
                 else:
-                    self._reply_complete(event.type, event.number, event.properties, event.body)
+                    self._reply_complete(
+                        event.type, event.number, event.flags, event.properties, event.body
+                    )
             elif isinstance(event, BodyReceived):
                 inflight = self._inflight[event.type is _MSG, event.number]
                 if inflight.buffer is not None:
@@ -291,7 +293,7 @@ class BlipConnection:
             self._inflight[False, number] = _Inflight(
                 response,
                 bytearray(),
-                lambda msg: self._reply_complete(kind, number, msg.properties, msg.body),
+                lambda msg: self._reply_complete(kind, number, flags, msg.properties, msg.body),
             )
         else:
             stream = BodyStream(self._releaser(kind, number))
@@ -300,7 +302,7 @@ class BlipConnection:
             pending[0].set_result(response)
 
     def _reply_complete(
-        self, kind: MessageType, number: int, properties: dict[str, str], body: bytes
+        self, kind: MessageType, number: int, flags: int, properties: dict[str, str], body: bytes
     ) -> None:
         pending = self._pending.get(number)
         if pending is None or pending[0].done():
@@ -308,7 +310,7 @@ class BlipConnection:
         if kind is _ERR:
             pending[0].set_exception(error_from_reply(properties, body))
         else:
-            pending[0].set_result(Response(number, 0, properties, body))
+            pending[0].set_result(Response(number, flags, properties, body))
 
     def _releaser(self, kind: MessageType, number: int) -> Callable[[int], None]:
         core = self._core

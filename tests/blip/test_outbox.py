@@ -1,4 +1,4 @@
-"""The out-box: round-robin, the urgent insertion rules, begin order and flow control (§3.2, §3.7)."""
+"""The out-box: round-robin, urgent insertion, begin order and flow control (§3.2, §3.7)."""
 
 from __future__ import annotations
 
