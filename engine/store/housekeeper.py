@@ -13,6 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from engine.errors import DatabaseClosedError
+
 if TYPE_CHECKING:
     from engine.store.database import Database
 
@@ -48,6 +50,8 @@ class Housekeeper(threading.Thread):
             return
         try:
             self._loop(conn)
+        except DatabaseClosedError:
+            pass  # closed while we were looking: nothing left to do
         finally:
             conn.close()
 
@@ -74,6 +78,8 @@ class Housekeeper(threading.Thread):
                 if next_expiry is not None and next_expiry <= time.time():
                     self._db._purge_expired(time.time())
                     next_expiry = self._db._next_expiry()
+            except DatabaseClosedError:
+                return
             except Exception:
                 if self._db.is_closed:
                     return

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from engine.errors import DatabaseClosedError, InvalidBodyError, NotFoundError
+from engine.errors import (
+    BlobError,
+    DatabaseClosedError,
+    InvalidBodyError,
+    NotFoundError,
+    PeerbaseError,
+)
 from engine.store.blob import Blob
 from engine.store.revtree import RevTree
 from engine.store.schema import CONFLICTED, DELETED, kv_table
@@ -120,6 +126,10 @@ class KVTable:
         try:
             encoded = orjson.dumps(data, default=self._json_default, option=orjson.OPT_SORT_KEYS)
         except TypeError as exc:
+            if isinstance(exc.__cause__, PeerbaseError):  # e.g. disk full storing a Blob
+                raise exc.__cause__ from None
+            if isinstance(exc.__cause__, OSError):
+                raise BlobError(f"could not store a blob: {exc.__cause__}") from exc.__cause__
             raise InvalidBodyError(f"document body is not JSON-serialisable: {exc}") from None
         if b"null" in encoded:  # orjson writes NaN and infinities as null: look closer
             check_finite(data)
