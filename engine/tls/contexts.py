@@ -102,6 +102,8 @@ def client_ssl_context(
 
     ``client_identity`` is presented when the server asks for a client certificate.
     """
+    if trusted_roots is not None and not trusted_roots:
+        raise ValueError("trusted_roots is empty: pass None for the system's CAs")
     if trusted_roots and (accept_only_self_signed or pinned_certificate is not None):
         raise ValueError("trusted_roots excludes pinned_certificate and accept_only_self_signed")
     context = _ClientContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -231,7 +231,7 @@ class TLSIdentity:
         required) plus ``hostname``; ``expiration`` defaults to one year from now.
         """
         _check_label(label)
-        store = store or get_default_store()
+        store = _store(store)
         now = dt.datetime.now(dt.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         cert = build_self_signed(
@@ -257,7 +257,7 @@ class TLSIdentity:
     ) -> TLSIdentity:
         """Import a PKCS#12 (.p12/.pfx) holding a private key and its certificate chain."""
         _check_label(label)
-        store = store or get_default_store()
+        store = _store(store)
         secret = password.encode() if isinstance(password, str) else password
         try:
             bundle = pkcs12.load_pkcs12(data, secret or None)
@@ -290,7 +290,7 @@ class TLSIdentity:
     def get(cls, label: str, *, store: SecretStore | None = None) -> TLSIdentity:
         """The identity stored under ``label``; :class:`IdentityNotFoundError` if none."""
         _check_label(label)
-        store = store or get_default_store()
+        store = _store(store)
         key_bytes = store.get(_key_name(label))
         chain_bytes = store.get(_chain_name(label))
         if key_bytes is None and chain_bytes is None:
@@ -314,7 +314,7 @@ class TLSIdentity:
         cls, label: str = ANONYMOUS_LABEL, *, store: SecretStore | None = None
     ) -> TLSIdentity:
         """The anonymous self-signed identity, created on first use and renewed once expired."""
-        store = store or get_default_store()
+        store = _store(store)
         try:
             identity = cls.get(label, store=store)
         except IdentityNotFoundError:
@@ -331,7 +331,7 @@ class TLSIdentity:
     def delete(cls, label: str, *, store: SecretStore | None = None) -> None:
         """Remove the identity; :class:`IdentityNotFoundError` if there is none."""
         _check_label(label)
-        store = store or get_default_store()
+        store = _store(store)
         found = store.delete(_key_name(label))
         found = store.delete(_chain_name(label)) or found
         labels = _read_index(store)
@@ -345,7 +345,7 @@ class TLSIdentity:
     @classmethod
     def list(cls, *, store: SecretStore | None = None) -> builtins.list[str]:
         """Labels of the stored identities, sorted."""
-        return _read_index(store or get_default_store())
+        return _read_index(_store(store))
 
     def _save(self, store: SecretStore, *, replace: bool) -> None:
         label = self._label
@@ -364,6 +364,10 @@ class TLSIdentity:
         labels = _read_index(store)
         if label not in labels:
             store.set(_INDEX, json.dumps(sorted([*labels, label])).encode())
+
+
+def _store(store: SecretStore | None) -> SecretStore:
+    return store if store is not None else get_default_store()
 
 
 def _check_label(label: str) -> None:

@@ -105,7 +105,7 @@ def test_create_rejects_bad_expiration_or_usage(
     memory_store: KeyringSecretStore, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(InvalidIdentityError, match=message):
-        TLSIdentity.create("peer", {"common_name": "x"}, store=memory_store, **kwargs)  # type: ignore[arg-type]
+        TLSIdentity.create("peer", {"common_name": "x"}, store=memory_store, **kwargs)
 
 
 @pytest.mark.parametrize("label", ["", " padded", "tab\there", "x" * 129])

@@ -254,6 +254,17 @@ def test_all_contexts_require_tls_1_2(memory_store: KeyringSecretStore) -> None:
     assert {context.minimum_version for context in contexts} == {ssl.TLSVersion.TLSv1_2}
 
 
+def test_contradictory_client_options_are_refused(memory_store: KeyringSecretStore) -> None:
+    identity = TLSIdentity.get_or_create_anonymous(store=memory_store)
+
+    with pytest.raises(ValueError, match="excludes"):
+        client_ssl_context(accept_only_self_signed=True, trusted_roots=[identity.certificate])
+    with pytest.raises(ValueError, match="excludes"):
+        client_ssl_context(pinned_certificate=identity.certificate, trusted_roots=[b"x"])
+    with pytest.raises(ValueError, match="empty"):
+        client_ssl_context(trusted_roots=[])
+
+
 def test_expired_identity_is_refused_at_server_context_build(
     memory_store: KeyringSecretStore,
 ) -> None:
