@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from engine.blip.errors import (
     ChecksumError,
@@ -11,7 +11,7 @@ from engine.blip.errors import (
     FatalProtocolError,
     LimitExceededError,
 )
-from engine.blip.frame import CHECKSUM_SIZE, FrameFlags, decode_header, encode_header
+from engine.blip.frame import CHECKSUM_SIZE, COMPRESSED, decode_header, encode_header
 from engine.blip.varint import decode_varint, encode_varint
 
 __all__ = ["DecodedFrame", "FrameDecoder", "FrameEncoder"]
@@ -20,12 +20,10 @@ __all__ = ["DecodedFrame", "FrameDecoder", "FrameEncoder"]
 DEFLATE_TRAILER = b"\x00\x00\xff\xff"
 
 _ACK_TYPE_BITS = 0x04
-_COMPRESSED = int(FrameFlags.COMPRESSED)
 _BytesLike = bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedFrame:
+class DecodedFrame(NamedTuple):
     """One frame after CRC check and inflation."""
 
     number: int
@@ -53,13 +51,17 @@ class FrameEncoder:
 
     def encode(self, number: int, flags: int, body: _BytesLike) -> bytes:
         """A whole frame: header, (compressed) body, CRC32 of everything sent so far."""
+        return self.encode_after(encode_header(number, flags), flags, body)
+
+    def encode_after(self, header: bytes, flags: int, body: _BytesLike) -> bytes:
+        """Like :meth:`encode` with the header already encoded."""
         self._crc = crc = zlib.crc32(body, self._crc)
-        if flags & _COMPRESSED:
+        if flags & COMPRESSED:
             deflater = self._deflater
             packed = deflater.compress(body) + deflater.flush(zlib.Z_SYNC_FLUSH)
             # Z_SYNC_FLUSH always ends with 00 00 FF FF, which BLIP leaves out (spec §3.6.1).
             body = memoryview(packed)[:-4]
-        return b"".join((encode_header(number, flags), body, crc.to_bytes(4, "big")))
+        return b"".join((header, body, crc.to_bytes(4, "big")))
 
     @staticmethod
     def encode_ack(number: int, flags: int, byte_count: int) -> bytes:
@@ -93,7 +95,7 @@ class FrameDecoder:
             raise FatalProtocolError("frame too short to hold its checksum")
         view = memoryview(frame)
         body: bytes = bytes(view[pos:-CHECKSUM_SIZE])
-        if flags & _COMPRESSED:
+        if flags & COMPRESSED:
             body = self._inflate(body)
         self._crc = crc = zlib.crc32(body, self._crc)
         if crc != int.from_bytes(view[-CHECKSUM_SIZE:], "big"):

@@ -20,7 +20,7 @@ from engine.blip.errors import (
     LocalProtocolError,
 )
 from engine.blip.events import BodyReceived, Event, FrameDropped, MessageBegun, MessageReceived
-from engine.blip.frame import FrameFlags, MessageType
+from engine.blip.frame import NO_REPLY, MessageType
 from engine.blip.incoming import (
     Body,
     BodyStream,
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[IncomingRequest], Awaitable[OutgoingReply | None]]
 
 _MSG, _ERR = MessageType.MSG, MessageType.ERR
+_BYTES_TYPES = (bytes, bytearray, memoryview)
 #: A streaming sender waits while this much of its body is written but not yet framed.
 _SEND_BUFFER = 2 * FRAME_SIZE
 
@@ -151,7 +152,7 @@ class BlipConnection:
         """Send a request and wait for its reply; an ERR reply raises BlipError."""
         self._check_open()
         props = {"Profile": profile, **properties} if properties else {"Profile": profile}
-        streaming = not isinstance(body, bytes | bytearray | memoryview)
+        streaming = not isinstance(body, _BYTES_TYPES)
         msg = self._core.send_request(
             props,
             b"" if streaming else body,  # type: ignore[arg-type]
@@ -260,7 +261,7 @@ class BlipConnection:
     ) -> None:
         entry = self._handlers.get(properties.get("Profile", ""), self._default)
         if entry is None:
-            if not flags & FrameFlags.NO_REPLY:
+            if not flags & NO_REPLY:
                 profile = properties.get("Profile", "")
                 self._core.send_error(
                     number, BLIP_DOMAIN, BlipErrorCode.NOT_FOUND, f"no handler for {profile!r}"
@@ -360,7 +361,7 @@ class BlipConnection:
 
     async def _send_reply(self, request: IncomingRequest, reply: OutgoingReply) -> None:
         body = reply.body
-        streaming = not isinstance(body, bytes | bytearray | memoryview)
+        streaming = not isinstance(body, _BYTES_TYPES)
         try:
             msg = self._core.send_reply(
                 request.number,
@@ -382,6 +383,8 @@ class BlipConnection:
 
     async def _write_loop(self) -> None:
         core, ws, wake, progress = self._core, self._ws, self._wake, self._progress
+        batch = getattr(ws, "send_context", None)
+        send_binary = ws.protocol.send_binary
         try:
             while True:
                 frames = core.frames_to_send()
@@ -389,8 +392,15 @@ class BlipConnection:
                     wake.clear()
                     await wake.wait()
                     continue
-                for frame in frames:
-                    await ws.send(frame)
+                if len(frames) == 1 or batch is None:
+                    for frame in frames:
+                        await ws.send(frame)
+                else:
+                    # One write context for the batch instead of one per frame; safe because
+                    # this task is the only sender and never fragments a message.
+                    async with batch():
+                        for frame in frames:
+                            send_binary(frame)
                 progress.set()
                 progress.clear()
         except ConnectionClosed:

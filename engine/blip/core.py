@@ -24,7 +24,15 @@ from engine.blip.events import (
     MessageEnded,
     MessageReceived,
 )
-from engine.blip.frame import FrameFlags, MessageType, header_size
+from engine.blip.frame import (
+    COMPRESSED,
+    DATA_TYPES,
+    MORE_COMING,
+    NO_REPLY,
+    URGENT,
+    MessageType,
+    encode_header,
+)
 from engine.blip.limits import BlipLimits
 from engine.blip.message import IncomingMessage, OutgoingMessage
 from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE, Outbox
@@ -38,10 +46,9 @@ logger = logging.getLogger(__name__)
 #: The receiver ACKs a message each time this many more of its bytes arrived (spec §3.7).
 ACK_INTERVAL = 50_000
 
-# Plain ints: IntFlag arithmetic is slow on the per-frame path.
-_MORE = int(FrameFlags.MORE_COMING)
-_NO_REPLY = int(FrameFlags.NO_REPLY)
-_ACK_FLAGS = int(FrameFlags.URGENT | FrameFlags.NO_REPLY)
+_MORE = MORE_COMING
+_NO_REPLY = NO_REPLY
+_ACK_FLAGS = URGENT | NO_REPLY
 _BytesLike = bytes | bytearray | memoryview
 _MSG, _RPY, _ERR = MessageType.MSG, MessageType.RPY, MessageType.ERR
 
@@ -186,7 +193,11 @@ class BlipCore:
         streaming: bool,
         registry: dict[int, OutgoingMessage],
     ) -> OutgoingMessage:
-        msg.write(body)
+        if body and not streaming and msg.pending + len(body) <= URGENT_FRAME_SIZE:
+            # A small message becomes one chunk: one frame without a join later.
+            msg.take_all_and_write(body)
+        else:
+            msg.write(body)
         msg.complete = not streaming
         registry[msg.number] = msg
         self._outbox.add(msg)
@@ -201,12 +212,12 @@ class BlipCore:
         """Whether :meth:`frames_to_send` would return anything."""
         return bool(self._acks) or bool(self._outbox)
 
-    def frames_to_send(self, max_frames: int = 64, max_bytes: int = 1 << 20) -> list[bytes]:
+    def frames_to_send(self, max_frames: int = 64, max_bytes: int = 256 << 10) -> list[bytes]:
         """The next frames to transmit, in order; ACKs first."""
         frames = self._acks
         self._acks = []
         outbox = self._outbox
-        encode = self._encoder.encode
+        encode = self._encoder.encode_after
         total = 0
         while len(frames) < max_frames and total < max_bytes:
             msg = outbox.pop()
@@ -220,9 +231,10 @@ class BlipCore:
                 registry.pop(msg.number, None)
             else:
                 flags |= _MORE
-            frame = encode(msg.number, flags, body)
+            header = encode_header(msg.number, flags)
+            frame = encode(header, flags, body)
             msg.started = True
-            msg.bytes_sent += len(frame) - header_size(msg.number, flags)
+            msg.bytes_sent += len(frame) - len(header)
             outbox.after_frame(msg)
             frames.append(frame)
             total += len(frame)
@@ -249,7 +261,7 @@ class BlipCore:
             kind = decoded.flags & 0x07
             if kind <= MessageType.ERR:
                 self._receive_data(
-                    MessageType(kind),
+                    DATA_TYPES[kind],
                     decoded.number,
                     decoded.flags,
                     decoded.body,
@@ -292,6 +304,7 @@ class BlipCore:
     def _receive_data(
         self, kind: MessageType, number: int, flags: int, body: bytes, wire_size: int
     ) -> None:
+        more = flags & _MORE
         if kind is _MSG:
             registry = self._in_requests
             msg = registry.get(number)
@@ -299,37 +312,46 @@ class BlipCore:
                 if number != self._last_request_in + 1:
                     return self._drop(kind, number, FrameError(f"unexpected request #{number}"))
                 self._last_request_in = number
-                msg = registry[number] = IncomingMessage(kind, number, flags)
                 if not flags & _NO_REPLY:
                     self._owed_replies.add(number)
+                if not more:
+                    return self._receive_whole(kind, number, flags, body)
+                msg = registry[number] = IncomingMessage(kind, number, flags)
         else:
             registry = self._in_replies
             msg = registry.get(number)
             if msg is None:
                 if number not in self._awaiting_reply:
                     return self._drop(kind, number, FrameError(f"unexpected reply #{number}"))
+                if not more:
+                    self._awaiting_reply.discard(number)
+                    return self._receive_whole(kind, number, flags, body)
                 msg = registry[number] = IncomingMessage(kind, number, flags)
-        more = flags & _MORE
         if not more:
             del registry[number]
             if kind is not _MSG:
                 self._awaiting_reply.discard(number)
         msg.received += wire_size
         msg.size += len(body)
-        if msg.size > self.limits.max_message_size:
-            raise LimitExceededError(
-                f"incoming message exceeds {self.limits.max_message_size} bytes"
-            )
+        self._check_size(msg.size)
         data: _BytesLike = body
         if msg.head is not None:
+            head = msg.head
+            if head:
+                head += body
+                data = head
             try:
-                data = self._read_properties(msg, body, bool(more))
+                split = self._split_properties(data, final=not more)
             except FrameError as exc:
                 registry.pop(number, None)
                 return self._drop(kind, number, exc)
-            if msg.properties is None:
+            if split is None:
+                if not head:
+                    msg.head = bytearray(body)
                 self.release(kind, number, wire_size)
                 return None
+            msg.properties, data = split
+            msg.head = None
             if not more:
                 self._events.append(
                     MessageReceived(msg.type, number, msg.flags, msg.properties, bytes(data))
@@ -344,35 +366,49 @@ class BlipCore:
             self._events.append(MessageEnded(msg.type, number))
         return None
 
-    def _read_properties(self, msg: IncomingMessage, body: bytes, more: bool) -> _BytesLike:
-        """Accumulate the properties block; return the body bytes that follow it."""
-        head = msg.head
-        assert head is not None
-        data: _BytesLike = body
-        if head:
-            head += body
-            data = head
-        if not varint_complete(data):
-            if not more:
-                raise FrameError("message ends inside the properties length")
-            if not head:
-                msg.head = bytearray(body)
-            return b""
-        length, pos = decode_varint(data)
+    def _receive_whole(self, kind: MessageType, number: int, flags: int, body: bytes) -> None:
+        """A message in a single frame: no per-message state needed."""
+        self._check_size(len(body))
+        try:
+            split = self._split_properties(body, final=True)
+        except FrameError as exc:
+            return self._drop(kind, number, exc)
+        assert split is not None
+        properties, rest = split
+        self._events.append(MessageReceived(kind, number, flags, properties, bytes(rest)))
+        return None
+
+    def _check_size(self, size: int) -> None:
+        if size > self.limits.max_message_size:
+            raise LimitExceededError(
+                f"incoming message exceeds {self.limits.max_message_size} bytes"
+            )
+
+    def _split_properties(
+        self, data: _BytesLike, *, final: bool
+    ) -> tuple[dict[str, str], _BytesLike] | None:
+        """Properties and the body after them; None if more frames must come first."""
+        if data and data[0] < 0x80:
+            length, pos = data[0], 1
+        elif varint_complete(data):
+            length, pos = decode_varint(data)
+        elif final:
+            raise FrameError("message ends inside the properties length")
+        else:
+            return None
         if length > self.limits.max_properties_size:
             raise LimitExceededError(
                 f"properties of {length} bytes exceed {self.limits.max_properties_size}"
             )
         end = pos + length
         if len(data) < end:
-            if not more:
+            if final:
                 raise FrameError("properties length is longer than the message")
-            if not head:
-                msg.head = bytearray(body)
-            return b""
-        msg.properties = decode_properties(memoryview(data)[pos:end])
-        msg.head = None
-        return memoryview(data)[end:]
+            return None
+        if not length:
+            return {}, data[1:] if isinstance(data, bytes) else memoryview(data)[1:]
+        view = memoryview(data)
+        return decode_properties(view[pos:end]), view[end:]
 
     def _drop(self, kind: MessageType | None, number: int, error: FrameError) -> None:
         logger.warning("blip %s: dropped a frame: %s", self.name, error)
@@ -385,4 +421,4 @@ class BlipCore:
 
 
 def _flags(urgent: bool, compressed: bool) -> int:
-    return (0x10 if urgent else 0) | (0x08 if compressed else 0)  # Urgent, Compressed
+    return (URGENT if urgent else 0) | (COMPRESSED if compressed else 0)

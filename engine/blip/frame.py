@@ -10,6 +10,12 @@ from engine.blip.varint import decode_varint, encode_varint
 __all__ = [
     "ACK_TYPES",
     "CHECKSUM_SIZE",
+    "COMPRESSED",
+    "DATA_TYPES",
+    "MORE_COMING",
+    "NO_REPLY",
+    "TYPE_MASK",
+    "URGENT",
     "FrameFlags",
     "MessageType",
     "decode_header",
@@ -51,11 +57,23 @@ class FrameFlags(enum.IntFlag):
 
 ACK_TYPES = frozenset({MessageType.ACKMSG, MessageType.ACKRPY})
 
+# Plain-int copies for the per-frame path, where IntFlag arithmetic is slow.
+TYPE_MASK = 0x07
+COMPRESSED = 0x08
+URGENT = 0x10
+NO_REPLY = 0x20
+MORE_COMING = 0x40
+#: MessageType by type bits, for the data types (MSG, RPY, ERR).
+DATA_TYPES = (MessageType.MSG, MessageType.RPY, MessageType.ERR)
+
 
 def encode_header(number: int, flags: int) -> bytes:
     """The varint message number followed by the varint flags."""
-    if number < 0x80 and flags < 0x80:
-        return bytes((number, flags))
+    if flags < 0x80:
+        if number < 0x80:
+            return bytes((number, flags))
+        if number < 0x4000:
+            return bytes(((number & 0x7F) | 0x80, number >> 7, flags))
     return encode_varint(number) + encode_varint(flags)
 
 
@@ -68,12 +86,18 @@ def header_size(number: int, flags: int) -> int:
 
 def decode_header(frame: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     """Return (message number, flags, offset of the frame body)."""
-    if len(frame) >= 2 and frame[0] < 0x80 and frame[1] < 0x80:
-        return frame[0], frame[1], 2
-    if not frame:
+    size = len(frame)
+    if size >= 2:
+        first = frame[0]
+        if first < 0x80:
+            if frame[1] < 0x80:
+                return first, frame[1], 2
+        elif size >= 3 and frame[1] < 0x80 and frame[2] < 0x80:
+            return (first & 0x7F) | (frame[1] << 7), frame[2], 3
+    if not size:
         raise FatalProtocolError("empty frame")
     number, pos = decode_varint(frame, 0)
-    if pos >= len(frame):
+    if pos >= size:
         raise FatalProtocolError("frame has no flags")
     flags, pos = decode_varint(frame, pos)
     return number, flags, pos

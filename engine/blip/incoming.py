@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from engine.blip.errors import BLIP_DOMAIN, BlipError, BlipErrorCode, LocalProtocolError
-from engine.blip.frame import FrameFlags
+from engine.blip.frame import COMPRESSED, NO_REPLY, URGENT
 
 __all__ = ["BodyStream", "IncomingRequest", "OutgoingReply", "Response", "error_from_reply"]
 
@@ -151,11 +151,11 @@ class _IncomingMessage:
 
     @property
     def urgent(self) -> bool:
-        return bool(self.flags & FrameFlags.URGENT)
+        return bool(self.flags & URGENT)
 
     @property
     def compressed(self) -> bool:
-        return bool(self.flags & FrameFlags.COMPRESSED)
+        return bool(self.flags & COMPRESSED)
 
 
 class IncomingRequest(_IncomingMessage):
@@ -169,7 +169,7 @@ class IncomingRequest(_IncomingMessage):
 
     @property
     def no_reply(self) -> bool:
-        return bool(self.flags & FrameFlags.NO_REPLY)
+        return bool(self.flags & NO_REPLY)
 
     def __repr__(self) -> str:
         return f"<IncomingRequest #{self.number} {self.profile!r}>"

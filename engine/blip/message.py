@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from engine.blip.frame import FrameFlags, MessageType
+from engine.blip.frame import MORE_COMING, TYPE_MASK, URGENT, MessageType
 
 __all__ = ["IncomingMessage", "OutgoingMessage"]
 
 _BytesLike = bytes | bytearray | memoryview
-# Plain ints: IntFlag arithmetic is slow on the per-frame path.
-_MORE = int(FrameFlags.MORE_COMING)
-_URGENT = int(FrameFlags.URGENT)
-_TYPE_AND_MORE = int(FrameFlags.TYPE_MASK | FrameFlags.MORE_COMING)
+_TYPE_ANDMORE_COMING = TYPE_MASK | MORE_COMING
 
 
 class OutgoingMessage:
@@ -36,8 +33,8 @@ class OutgoingMessage:
         self.type = type
         self.number = number
         #: Type and message flags; MORE_COMING is added per frame.
-        self.flags = (flags & ~_TYPE_AND_MORE) | int(type)
-        self._chunks: deque[memoryview] = deque()
+        self.flags = (flags & ~_TYPE_ANDMORE_COMING) | int(type)
+        self._chunks: deque[_BytesLike] = deque()
         #: Bytes written but not yet framed.
         self.pending = 0
         #: True once no more data will be written.
@@ -54,7 +51,7 @@ class OutgoingMessage:
 
     @property
     def urgent(self) -> bool:
-        return bool(self.flags & _URGENT)
+        return bool(self.flags & URGENT)
 
     @property
     def unacked(self) -> int:
@@ -67,8 +64,17 @@ class OutgoingMessage:
 
     def write(self, data: _BytesLike) -> None:
         if data:
-            self._chunks.append(memoryview(data).cast("B"))
+            if isinstance(data, bytearray):
+                data = bytes(data)  # the caller may reuse its buffer
+            self._chunks.append(data)
             self.pending += len(data)
+
+    def take_all_and_write(self, data: _BytesLike) -> None:
+        """Append ``data``, joining everything pending into one chunk."""
+        joined = b"".join((*self._chunks, data))
+        self._chunks.clear()
+        self._chunks.append(joined)
+        self.pending = len(joined)
 
     def take(self, size: int) -> _BytesLike:
         """Remove up to ``size`` bytes of data for the next frame."""
@@ -76,15 +82,20 @@ class OutgoingMessage:
         if not chunks:
             return b""
         first = chunks[0]
+        if len(first) <= size and len(chunks) == 1:
+            chunks.clear()
+            self.pending = 0
+            return first
         if len(first) >= size:
             if len(first) == size:
                 chunks.popleft()
             else:
-                chunks[0] = first[size:]
-                first = first[:size]
-            self.pending -= len(first)
+                view = memoryview(first)
+                chunks[0] = view[size:]
+                first = view[:size]
+            self.pending -= size
             return first
-        parts: list[memoryview] = []
+        parts: list[_BytesLike] = []
         room = size
         while chunks and room:
             chunk = chunks[0]
@@ -92,8 +103,9 @@ class OutgoingMessage:
                 parts.append(chunks.popleft())
                 room -= len(chunk)
             else:
-                parts.append(chunk[:room])
-                chunks[0] = chunk[room:]
+                view = memoryview(chunk)
+                parts.append(view[:room])
+                chunks[0] = view[room:]
                 room = 0
         self.pending -= size - room
         return b"".join(parts)
@@ -117,7 +129,7 @@ class IncomingMessage:
     def __init__(self, type: MessageType, number: int, flags: int) -> None:
         self.type = type
         self.number = number
-        self.flags = flags & ~_MORE
+        self.flags = flags & ~MORE_COMING
         #: Bytes of the properties block received so far, until it is complete.
         self.head: bytearray | None = bytearray()
         self.properties: dict[str, str] | None = None

@@ -16,16 +16,14 @@ def encode_properties(properties: Mapping[str, str] | None) -> bytes:
     """The varint length (written even when zero) and the key/value strings."""
     if not properties:
         return _EMPTY
-    parts: list[bytes] = []
-    for key, value in properties.items():
-        for text in (key, value):
-            if not isinstance(text, str):
-                raise LocalProtocolError(f"property {key!r}: keys and values must be str")
-            if "\x00" in text:
-                raise LocalProtocolError(f"property {key!r} contains a NUL character")
-            parts.append(text.encode())
-    parts.append(b"")
-    encoded = b"\x00".join(parts)
+    strings = [text for pair in properties.items() for text in pair]
+    try:
+        joined = "\x00".join(strings)
+    except TypeError:
+        raise LocalProtocolError("property keys and values must be str") from None
+    if joined.count("\x00") != len(strings) - 1:
+        raise LocalProtocolError("a property key or value contains a NUL character")
+    encoded = joined.encode() + b"\x00"
     return encode_varint(len(encoded)) + encoded
 
 

@@ -16,6 +16,8 @@ def encode_varint(value: int) -> bytes:
     """Encode a non-negative integer below 2**64."""
     if 0 <= value < 0x80:
         return _SMALL[value]
+    if 0 < value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     if value < 0 or value >= 1 << 64:
         raise ValueError(f"varint out of range: {value}")
     out = bytearray()

@@ -277,8 +277,8 @@ async def test_streaming_response_body(peer: Peer) -> None:
     await client.close()
 
 
-async def test_clean_close_fails_pending_requests(peer: Peer) -> None:
-    started = asyncio.Event()
+def hanging_handler(started: asyncio.Event) -> Callable[[BlipConnection], None]:
+    """Setup registering "forever": a handler that never returns."""
 
     async def forever(request: IncomingRequest) -> None:
         started.set()
@@ -287,7 +287,12 @@ async def test_clean_close_fails_pending_requests(peer: Peer) -> None:
     def setup(conn: BlipConnection) -> None:
         conn.register_handler("forever", forever)
 
-    client = await open_client(peer, setup)
+    return setup
+
+
+async def test_clean_close_fails_pending_requests(peer: Peer) -> None:
+    started = asyncio.Event()
+    client = await open_client(peer, hanging_handler(started))
     pending = asyncio.create_task(client.send_request("forever"))
     await started.wait()
     await client.close(1000, "bye")
@@ -318,15 +323,7 @@ async def test_server_closing_fails_the_clients_pending_requests(peer: Peer) -> 
 
 async def test_abrupt_close_fails_pending_requests(peer: Peer) -> None:
     started = asyncio.Event()
-
-    async def forever(request: IncomingRequest) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    def setup(conn: BlipConnection) -> None:
-        conn.register_handler("forever", forever)
-
-    client = await open_client(peer, setup)
+    client = await open_client(peer, hanging_handler(started))
     pending = [asyncio.create_task(client.send_request("forever")) for _ in range(5)]
     await started.wait()
     client.websocket.transport.abort()
