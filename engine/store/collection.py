@@ -147,13 +147,16 @@ class Collection(ReplicationAPI):
 
     @staticmethod
     def _close_other_branches(tree: RevTree, keep: int) -> None:
-        """End every other live branch with a tombstone (how a merge resolves conflicts)."""
+        """Close every other branch: live ones end in a tombstone (how a merge resolves)."""
         for leaf in tree.leaves():
             rev = tree.revs[leaf]
-            if leaf != keep and not rev.deleted:
-                tree.add_child(
-                    leaf, new_rev_id(rev.rev_id, True, TOMBSTONE_BODY), True, TOMBSTONE_BODY
-                )
+            if leaf == keep or rev.closed:
+                continue
+            if rev.deleted:
+                rev.closed = True
+            else:
+                tomb = new_rev_id(rev.rev_id, True, TOMBSTONE_BODY)
+                tree.add_child(leaf, tomb, True, TOMBSTONE_BODY, closed=True)
 
     def resolve_conflict(
         self,

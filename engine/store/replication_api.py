@@ -49,6 +49,8 @@ class RevisionInsert:
     history: Sequence[str]
     body: bytes | Mapping[str, Any]
     deleted: bool = False
+    #: Refuse the revision if it would branch off the current one (conflict-free peers).
+    no_conflicts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,14 @@ class InsertResult:
     current_deleted: bool
     conflicts: tuple[str, ...] = field(default=())
     sequence: int = 0
+    #: True if refused because it would have created a conflict (`no_conflicts`).
+    rejected: bool = False
+    #: Leaves not closed by a conflict resolution, current first (2+ means a conflict).
+    open_leaves: tuple[str, ...] = ()
 
     @property
     def conflicted(self) -> bool:
-        return bool(self.conflicts)
+        return len(self.open_leaves) > 1
 
 
 class ReplicationAPI(KVTable):
@@ -189,6 +195,18 @@ class ReplicationAPI(KVTable):
         index = tree.find(rev_id)
         return None if index is None else tree.revs[index].body
 
+    def remote_revisions(self, doc_ids: Sequence[str], remote_id: int) -> dict[str, str]:
+        """{doc_id: revID the remote is known to have} for documents with a mark."""
+        with self.database._read():
+            rows = self._rows(doc_ids)
+        out = {}
+        for doc_id, row in rows.items():
+            if row.tree is not None:
+                rev = row.rev_tree().remotes.get(remote_id)
+                if rev is not None:
+                    out[doc_id] = rev
+        return out
+
     def remote_revision(self, doc_id: str, remote_id: int) -> str | None:
         with self.database._read():
             row = self._row(doc_id)
@@ -219,11 +237,34 @@ class ReplicationAPI(KVTable):
                     trees[item.doc_id] = RevTree.single(item.rev_id, item.deleted, body)
                     results.append(
                         InsertResult(
-                            item.doc_id, item.rev_id, True, item.rev_id, item.deleted, (), seq
+                            item.doc_id,
+                            item.rev_id,
+                            True,
+                            item.rev_id,
+                            item.deleted,
+                            (),
+                            seq,
+                            open_leaves=(item.rev_id,),
                         )
                     )
                     continue
                 exists = row is not None or tree is not None
+                if item.no_conflicts and tree is not None and item.rev_id not in tree:
+                    current = tree.revs[tree.current()]
+                    if current.rev_id not in item.history:
+                        results.append(
+                            InsertResult(
+                                item.doc_id,
+                                item.rev_id,
+                                False,
+                                current.rev_id,
+                                current.deleted,
+                                tuple(tree.conflicts()),
+                                0,
+                                rejected=True,
+                            )
+                        )
+                        continue
                 if tree is None:
                     tree = trees[item.doc_id] = RevTree([])
                 _, added = tree.insert_history(item.rev_id, list(item.history), item.deleted, body)
@@ -240,6 +281,7 @@ class ReplicationAPI(KVTable):
                         current.deleted,
                         tuple(tree.conflicts()),
                         seq,
+                        open_leaves=tuple(tree.open_leaves()),
                     )
                 )
         return results

@@ -26,6 +26,7 @@ class Revision:
     parent: int
     deleted: bool
     body: bytes | None  # canonical JSON, or None once pruned
+    closed: bool = False  # the tombstone ending a branch that lost a conflict
 
 
 class RevTree:
@@ -51,7 +52,7 @@ class RevTree:
             return cls.single(current, deleted, body)
         data = orjson.loads(blob)
         revs = [
-            Revision(r, p, bool(f & 1), b.encode() if b is not None else None)
+            Revision(r, p, bool(f & 1), b.encode() if b is not None else None, bool(f & 2))
             for r, p, f, b in data["r"]
         ]
         tree = cls(revs, {int(k): v for k, v in data.get("m", {}).items()})
@@ -65,7 +66,8 @@ class RevTree:
         nodes: list[list[Any]] = []
         for i, rev in enumerate(self.revs):
             body = None if i == current or rev.body is None else rev.body.decode()
-            nodes.append([rev.rev_id, rev.parent, 1 if rev.deleted else 0, body])
+            flags = (1 if rev.deleted else 0) | (2 if rev.closed else 0)
+            nodes.append([rev.rev_id, rev.parent, flags, body])
         data: dict[str, Any] = {"r": nodes}
         if self.remotes:
             data["m"] = {str(k): v for k, v in self.remotes.items()}
@@ -87,15 +89,23 @@ class RevTree:
         return [i for i in range(len(self.revs)) if i not in parents]
 
     def current(self) -> int:
-        """Index of the winning leaf."""
+        """Index of the winning leaf (closed branches rank last)."""
+        revs = self.revs
         return max(
-            self.leaves(), key=lambda i: winner_key(self.revs[i].rev_id, self.revs[i].deleted)
+            self.leaves(),
+            key=lambda i: (not revs[i].closed, winner_key(revs[i].rev_id, revs[i].deleted)),
         )
 
     def conflicts(self) -> list[str]:
         """RevIDs of live leaves other than the current revision (open conflicts)."""
         cur = self.current()
         return [self.revs[i].rev_id for i in self.leaves() if i != cur and not self.revs[i].deleted]
+
+    def open_leaves(self) -> list[str]:
+        """RevIDs of leaves not closed by a conflict resolution, current first."""
+        cur = self.current()
+        rest = [self.revs[i].rev_id for i in self.leaves() if i != cur and not self.revs[i].closed]
+        return [self.revs[cur].rev_id, *rest] if not self.revs[cur].closed else rest
 
     def history(self, index: int, limit: int | None = None) -> list[str]:
         """RevIDs from `index` back to its root, newest first."""
@@ -111,9 +121,11 @@ class RevTree:
 
     # -- changes --------------------------------------------------------------------------
 
-    def add_child(self, parent: int, rev_id: str, deleted: bool, body: bytes | None) -> int:
+    def add_child(
+        self, parent: int, rev_id: str, deleted: bool, body: bytes | None, closed: bool = False
+    ) -> int:
         """Append a revision under `parent` (NO_PARENT for a new root)."""
-        self.revs.append(Revision(rev_id, parent, deleted, body))
+        self.revs.append(Revision(rev_id, parent, deleted, body, closed))
         self._index[rev_id] = len(self.revs) - 1
         return len(self.revs) - 1
 

@@ -97,3 +97,32 @@ def test_remote_ids_are_stable(db: Database) -> None:
     a = db.remote_id("wss://peer-a/db")
     assert db.remote_id("wss://peer-b/db") != a
     assert db.remote_id("wss://peer-a/db") == a
+
+
+def test_no_conflicts_insert_refuses_branches(coll: Collection) -> None:
+    coll.insert_revision("d", "2-b", ["1-a"], {"v": 2})
+    ok = coll.insert_revisions([RevisionInsert("d", "3-c", ["2-b", "1-a"], {"v": 3},
+                                               no_conflicts=True)])[0]
+    assert ok.inserted and not ok.rejected
+    refused = coll.insert_revisions([RevisionInsert("d", "3-x", ["2-b"], {"v": 9},
+                                                    no_conflicts=True)])[0]
+    assert refused.rejected and not refused.inserted and refused.current_rev_id == "3-c"
+    assert coll.get_document("d").conflicts == ()  # type: ignore[union-attr]
+    new = coll.insert_revisions([RevisionInsert("n", "1-a", [], {}, no_conflicts=True)])[0]
+    assert new.inserted
+
+
+def test_remote_deletion_against_local_edit_is_a_conflict(coll: Collection) -> None:
+    coll.insert_revision("d", "1-a", [], {"v": 1})
+    doc = coll.get_document("d").to_mutable()  # type: ignore[union-attr]
+    doc["v"] = 2
+    coll.save(doc)
+    res = coll.insert_revision("d", "2-t", ["1-a"], b"{}", deleted=True)
+    assert res.conflicted and res.open_leaves == (doc.rev_id, "2-t")
+    assert res.conflicts == ()  # a deleted leaf is not listed in Document.conflicts
+    coll.resolve_conflict("d", "2-t")  # the deletion wins
+    assert coll.get_document("d") is None
+    tomb = coll.get_document("d", include_deleted=True)
+    assert tomb is not None and tomb.rev_id == "2-t"  # the closed branch ranks last
+    again = coll.insert_revision("d", "3-u", ["2-t", "1-a"], b"{}", deleted=True)
+    assert not again.conflicted and again.open_leaves == ("3-u",)

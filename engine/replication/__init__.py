@@ -1,0 +1,69 @@
+"""Couchbase Mobile replication protocol 3 (rev trees): active Replicator, passive sessions."""
+
+from engine.replication.checkpoint import SequenceTracker, checkpoint_id
+from engine.replication.config import (
+    BasicAuthenticator,
+    ClientCertificateAuthenticator,
+    CollectionConfiguration,
+    ReplicatorConfiguration,
+    ReplicatorType,
+    URLEndpoint,
+)
+from engine.replication.conflicts import Conflict, ConflictResolver, default_resolver
+from engine.replication.errors import (
+    AuthenticationError,
+    CertificateError,
+    ClosedByPeerError,
+    ForbiddenError,
+    PermanentError,
+    ProtocolError,
+    RemoteNotFoundError,
+    ReplicationError,
+    TransientError,
+)
+from engine.replication.replicator import Replicator
+from engine.replication.session import Mode, ReplicationSession, SessionEvents, SessionOptions
+from engine.replication.status import (
+    ActivityLevel,
+    DocumentFlags,
+    DocumentReplication,
+    Progress,
+    ReplicatedDocument,
+    ReplicationStatistics,
+    ReplicatorStatus,
+)
+
+__all__ = [
+    "ActivityLevel",
+    "AuthenticationError",
+    "BasicAuthenticator",
+    "CertificateError",
+    "ClientCertificateAuthenticator",
+    "ClosedByPeerError",
+    "CollectionConfiguration",
+    "Conflict",
+    "ConflictResolver",
+    "DocumentFlags",
+    "DocumentReplication",
+    "ForbiddenError",
+    "Mode",
+    "PermanentError",
+    "Progress",
+    "ProtocolError",
+    "RemoteNotFoundError",
+    "ReplicatedDocument",
+    "ReplicationError",
+    "ReplicationSession",
+    "ReplicationStatistics",
+    "Replicator",
+    "ReplicatorConfiguration",
+    "ReplicatorStatus",
+    "ReplicatorType",
+    "SequenceTracker",
+    "SessionEvents",
+    "SessionOptions",
+    "TransientError",
+    "URLEndpoint",
+    "checkpoint_id",
+    "default_resolver",
+]

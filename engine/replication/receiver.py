@@ -1,0 +1,290 @@
+"""The receiving side of one collection: answers `changes`/`proposeChanges`, stores `rev`s.
+
+Used by the active replicator to pull and by the passive peer to accept pushes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from engine.blip import BlipError, IncomingRequest, OutgoingReply
+from engine.errors import PeerbaseError
+from engine.jsondelta import DeltaError, apply_delta
+from engine.replication.blobs import blob_digests, fetch_blob
+from engine.replication.checkpoint import SequenceTracker
+from engine.replication.conflicts import Conflict, default_resolver
+from engine.replication.inserter import Inserter
+from engine.replication.messages import (
+    RevMessage,
+    decode_changes,
+    decode_proposals,
+    encode_changes_reply,
+    encode_propose_reply,
+    flag,
+)
+from engine.replication.status import DocumentFlags, ReplicatedDocument
+from engine.store import Document, InsertResult, MutableDocument, RevisionInsert
+from engine.store.revid import canonical_json
+
+if TYPE_CHECKING:
+    from engine.replication.session import CollectionContext, ReplicationSession
+
+log = logging.getLogger(__name__)
+
+_SPECIAL = ("_id", "_rev", "_deleted", "_revisions", "_exp")
+
+
+class Receiver:
+    """Handles incoming changes and revisions for one collection of a session."""
+
+    def __init__(self, session: ReplicationSession, ctx: CollectionContext) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.tracker = SequenceTracker(ctx.pull_since)
+        self._expected: dict[tuple[str, str], Any] = {}
+        self._first_reply = True
+        self.caught_up = False
+        self.inserter = Inserter(ctx.collection, session.remote_id)
+
+    @property
+    def idle(self) -> bool:
+        """Caught up, and no wanted revision still outstanding."""
+        return self.caught_up and not self._expected and not self.inserter.busy
+
+    def _reply_properties(self) -> dict[str, str]:
+        props = {"maxHistory": str(self.session.db.max_rev_tree_depth), "blobs": "true"}
+        if self._first_reply and self.session.options.delta_sync:
+            props["deltas"] = "true"
+        self._first_reply = False
+        return props
+
+    def _refuse_if_read_only(self) -> None:
+        if self.session.options.read_only:
+            raise BlipError("BLIP", 403, "this peer is read-only: pushing is not allowed")
+
+    # -- changes / proposeChanges -------------------------------------------------------
+
+    async def on_changes(self, request: IncomingRequest) -> OutgoingReply | None:
+        self._refuse_if_read_only()
+        entries = decode_changes(request.body)
+        if not entries:
+            self.caught_up = True
+            self.session.check_idle()
+            return None if request.no_reply else OutgoingReply(body=b"[]")
+        coll = self.ctx.collection
+        wants = await self.session.db.run(
+            coll.find_ancestors,
+            [(e.doc_id, e.rev_id) for e in entries],
+            require_bodies=self.session.options.delta_sync,
+        )
+        wanted = 0
+        for entry, want in zip(entries, wants, strict=True):
+            if want is None:
+                self.tracker.skip(entry.sequence)
+            else:
+                self._expected[(entry.doc_id, entry.rev_id)] = entry.sequence
+                self.tracker.begin(entry.sequence)
+                wanted += 1
+        self.session.events.add_total(wanted)
+        self.session.check_idle()
+        if request.no_reply:
+            return None
+        return OutgoingReply(
+            self._reply_properties(), encode_changes_reply(wants), compressed=True, urgent=True
+        )
+
+    async def on_propose(self, request: IncomingRequest) -> OutgoingReply | None:
+        self._refuse_if_read_only()
+        entries = decode_proposals(request.body)
+        if not entries:
+            return None if request.no_reply else OutgoingReply(body=b"[]")
+        current = await self.session.db.run(
+            self.ctx.collection.current_revisions, [e.doc_id for e in entries]
+        )
+        verdicts: list[tuple[int, str | None]] = []
+        for entry in entries:
+            cur = current.get(entry.doc_id)
+            if cur is None or cur[0] == entry.server_rev_id:
+                verdicts.append((0, None))
+                self._expected[(entry.doc_id, entry.rev_id)] = None
+            elif cur[0] == entry.rev_id:
+                verdicts.append((304, None))
+            else:
+                verdicts.append((409, cur[0]))
+        if request.no_reply:
+            return None
+        body = encode_propose_reply(
+            verdicts, include_rev=flag(request.properties, "conflictIncludesRev")
+        )
+        return OutgoingReply(self._reply_properties(), body, compressed=True, urgent=True)
+
+    # -- rev / norev ---------------------------------------------------------------------
+
+    async def on_norev(self, request: IncomingRequest) -> None:
+        doc_id = request.properties.get("id", "")
+        rev_id = request.properties.get("rev", "")
+        self._done(
+            doc_id,
+            rev_id,
+            DocumentFlags.NONE,
+            PeerbaseError(
+                f"peer could not send {doc_id} {rev_id} "
+                f"(error {request.properties.get('error', '?')})"
+            ),
+        )
+
+    async def on_rev(self, request: IncomingRequest) -> OutgoingReply | None:
+        self._refuse_if_read_only()
+        msg = RevMessage.parse(request.properties)
+        try:
+            result = await self._store(msg, request.body)
+        except BlipError as exc:
+            self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
+            raise
+        except PeerbaseError as exc:
+            self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
+            raise BlipError("HTTP", 500, f"could not store {msg.doc_id}: {exc}") from exc
+        flags = DocumentFlags.DELETED if msg.deleted else DocumentFlags.NONE
+        if result is not None and result.rejected:
+            error = BlipError(
+                "HTTP", 409, f"{msg.doc_id} {msg.rev_id} conflicts with {result.current_rev_id}"
+            )
+            self._done(msg.doc_id, msg.rev_id, flags, error)
+            raise error
+        self.session.stats.docs_pulled += result is not None and result.inserted
+        self.session.stats.bytes_pulled += len(request.body)
+        self._done(msg.doc_id, msg.rev_id, flags, None)
+        return None
+
+    def _done(
+        self, doc_id: str, rev_id: str, flags: DocumentFlags, error: PeerbaseError | None
+    ) -> None:
+        key = (doc_id, rev_id)
+        if key in self._expected:
+            seq = self._expected.pop(key)
+            if seq is not None:
+                self.tracker.finish(seq)
+        self.session.events.add_completed(1)
+        self.session.events.document(
+            False, ReplicatedDocument(doc_id, self.ctx.collection.full_name, flags, error, rev_id)
+        )
+        self.session.check_idle()
+
+    async def _store(self, msg: RevMessage, raw: bytes) -> InsertResult | None:
+        db = self.session.db
+        coll = self.ctx.collection
+        body = self._decode_body(raw)
+        if msg.delta_src:
+            body = await self._apply_delta(msg, body)
+        for key in _SPECIAL:
+            body.pop(key, None)
+        pull_filter = self.ctx.pull_filter
+        if pull_filter is not None:
+            doc = Document(
+                msg.doc_id, msg.rev_id, 0, msg.deleted, canonical_json(body), collection=coll
+            )
+            flags = DocumentFlags.DELETED if msg.deleted else DocumentFlags.NONE
+            keep = pull_filter(doc, flags)
+            if inspect.isawaitable(keep):
+                keep = await keep
+            if not keep:
+                return None
+        for digest in dict.fromkeys(blob_digests(body)):
+            if not db.blob_store.has(digest):
+                length = await fetch_blob(
+                    self.session.conn, db, digest, msg.doc_id, self.ctx.wire_index
+                )
+                self.session.stats.bytes_pulled += length
+        item = RevisionInsert(
+            msg.doc_id,
+            msg.rev_id,
+            msg.history,
+            canonical_json(body),
+            msg.deleted,
+            no_conflicts=msg.no_conflicts,
+        )
+        result = await self.inserter.insert(item)
+        if result.inserted and result.conflicted and self.session.active:
+            await self._resolve(msg.doc_id, result)
+        return result
+
+    @staticmethod
+    def _decode_body(raw: bytes) -> dict[str, Any]:
+        try:
+            body = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as exc:
+            raise BlipError("HTTP", 400, f"rev body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BlipError("HTTP", 400, "rev body must be a JSON object")
+        return body
+
+    async def _apply_delta(self, msg: RevMessage, delta: dict[str, Any]) -> dict[str, Any]:
+        assert msg.delta_src is not None
+        base = await self.session.db.run(
+            self.ctx.collection.revision_body, msg.doc_id, msg.delta_src
+        )
+        if base is None:
+            raise BlipError(
+                "HTTP",
+                404,
+                f"delta source {msg.delta_src} of {msg.doc_id} "
+                "is not available; send the full revision",
+            )
+        try:
+            result = apply_delta(orjson.loads(base), delta)
+        except DeltaError as exc:
+            raise BlipError("HTTP", 422, f"bad delta for {msg.doc_id}: {exc}") from exc
+        if not isinstance(result, dict):
+            raise BlipError("HTTP", 422, f"delta for {msg.doc_id} does not give an object")
+        self.session.stats.deltas_received += 1
+        return result
+
+    async def _resolve(self, doc_id: str, result: InsertResult) -> None:
+        """Resolve the conflict a pulled revision created (active side only)."""
+        coll = self.ctx.collection
+        remote_rev = result.rev_id
+        local_revs = [r for r in result.open_leaves if r != remote_rev]
+        if not local_revs:
+            return
+        local_rev = local_revs[0]
+        local, remote = await self.session.db.run(
+            coll.read_revisions, [(doc_id, local_rev), (doc_id, remote_rev)]
+        )
+        if local is None or remote is None:
+            return
+        conflict = Conflict(
+            doc_id,
+            None
+            if local.deleted
+            else Document(doc_id, local_rev, 0, False, local.body, collection=coll),
+            None
+            if remote.deleted
+            else Document(doc_id, remote_rev, 0, False, remote.body, collection=coll),
+            local_rev,
+            remote_rev,
+        )
+        resolver = self.ctx.conflict_resolver or default_resolver
+        winner = resolver(conflict)
+        if inspect.isawaitable(winner):
+            winner = await winner
+        await self.session.db.run(_apply_resolution, coll, doc_id, conflict, winner)
+        self.session.stats.conflicts_resolved += 1
+
+
+def _apply_resolution(coll: Any, doc_id: str, conflict: Conflict, winner: Document | None) -> None:
+    """Keep the remote branch; put the resolved body on top of it unless it is the remote's."""
+    remote = conflict.remote_document
+    if winner is None:
+        if remote is None:
+            coll.resolve_conflict(doc_id, conflict.remote_rev_id)
+        else:
+            coll.resolve_conflict(doc_id, conflict.remote_rev_id, delete=True)
+        return
+    if isinstance(winner, MutableDocument) or winner.rev_id != conflict.remote_rev_id:
+        coll.resolve_conflict(doc_id, conflict.remote_rev_id, winner.properties)
+    else:
+        coll.resolve_conflict(doc_id, conflict.remote_rev_id)

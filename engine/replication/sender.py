@@ -1,0 +1,413 @@
+"""The sending side of one collection: announces changes, then sends the wanted `rev`s.
+
+The active replicator pushes with `proposeChanges` (as Couchbase Lite does); the passive
+peer answers a `subChanges` with `changes`. Both then send `rev` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from engine.blip import BlipError, ConnectionClosedError
+from engine.errors import PeerbaseError
+from engine.jsondelta import create_delta
+from engine.replication.checkpoint import SequenceTracker
+from engine.replication.errors import ForbiddenError
+from engine.replication.messages import (
+    ChangeEntry,
+    ProposedChange,
+    RevMessage,
+    decode_changes_reply,
+    decode_propose_reply,
+    encode_changes,
+    encode_proposals,
+    flag,
+)
+from engine.replication.status import DocumentFlags, ReplicatedDocument
+from engine.store import Change, Document, RevisionData
+
+if TYPE_CHECKING:
+    from engine.replication.session import CollectionContext, ReplicationSession
+
+log = logging.getLogger(__name__)
+
+MAX_CHANGES_IN_FLIGHT = 4
+MAX_REVS_IN_FLIGHT = 256
+MIN_DELTA_BODY = 200
+
+
+class Sender:
+    """Feeds one collection's changes to the peer."""
+
+    def __init__(
+        self,
+        session: ReplicationSession,
+        ctx: CollectionContext,
+        *,
+        since: int,
+        continuous: bool,
+        batch_size: int = 200,
+        propose: bool,
+        active_only: bool = False,
+        doc_ids: Sequence[str] | None = None,
+        tracker: SequenceTracker | None = None,
+    ) -> None:
+        self.session = session
+        self.ctx = ctx
+        self.since = since
+        self.continuous = continuous
+        self.batch_size = max(1, min(batch_size, 1000))
+        self.propose = propose
+        self.active_only = active_only
+        self.doc_ids = set(doc_ids) if doc_ids else None
+        self.tracker = tracker or SequenceTracker(since)
+        self.caught_up = False
+        self.peer_deltas = False
+        self.max_history = 20
+        self._changes_slots = asyncio.Semaphore(MAX_CHANGES_IN_FLIGHT)
+        self._rev_slots = asyncio.Semaphore(MAX_REVS_IN_FLIGHT)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._hold: asyncio.Event | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.caught_up and not self._tasks
+
+    def hold_until(self, event: asyncio.Event) -> None:
+        """One-shot: after catching up, wait for `event` and look for changes once more."""
+        self._hold = event
+
+    async def run(self) -> None:
+        coll = self.ctx.collection
+        token = coll.add_change_listener(lambda _change: self._wake.set())
+        try:
+            await self._loop()
+        finally:
+            token.remove()
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, PeerbaseError):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        db = self.session.db
+        last = self.since
+        announced = False
+        initial = True
+        while True:
+            self._wake.clear()
+            changes: list[Change] = await db.run(
+                self.ctx.collection.changes_since, last, self.batch_size
+            )
+            if changes:
+                last = changes[-1].sequence
+                await self._announce(changes, skip_deleted=initial and self.active_only)
+            if len(changes) == self.batch_size:
+                continue
+            initial = False
+            await self._drain()
+            if not announced:
+                announced = True
+                await self._send_caught_up()
+            self.caught_up = True
+            self.session.check_idle()
+            if self.continuous:
+                await self._wake.wait()
+                self.caught_up = False
+                continue
+            if self._hold is not None and not self._hold.is_set():
+                await self._hold.wait()
+                self._hold = None
+                continue  # conflict resolutions made while pulling get pushed now
+            return
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.session.fail(task.exception())  # type: ignore[arg-type]
+        self.session.check_idle()
+
+    async def _send_caught_up(self) -> None:
+        profile = "proposeChanges" if self.propose else "changes"
+        props = self.ctx.collection_property()
+        with contextlib.suppress(ConnectionClosedError):
+            await self.session.conn.send_request(profile, props, b"[]", urgent=True, no_reply=True)
+
+    # -- announcing ----------------------------------------------------------------------
+
+    async def _announce(self, changes: list[Change], *, skip_deleted: bool) -> None:
+        selected, known = await self._select(changes, skip_deleted)
+        if not selected:
+            return
+        await self._changes_slots.acquire()
+        self.caught_up = False
+        self._spawn(self._exchange(selected, known))
+
+    async def _select(
+        self, changes: list[Change], skip_deleted: bool
+    ) -> tuple[list[Change], dict[str, str]]:
+        """Apply docIDs, activeOnly, the push filter, and skip what the peer already has."""
+        out = []
+        for change in changes:
+            if (self.doc_ids is not None and change.doc_id not in self.doc_ids) or (
+                skip_deleted and change.deleted
+            ):
+                self.tracker.skip(change.sequence)
+            else:
+                out.append(change)
+        known: dict[str, str] = {}
+        if not out:
+            return out, known
+        db = self.session.db
+        coll = self.ctx.collection
+        remote_id = self.session.remote_id
+        if remote_id is not None:  # the peer already has revisions it sent us
+            known = await db.run(coll.remote_revisions, [c.doc_id for c in out], remote_id)
+            kept = []
+            for change in out:
+                if known.get(change.doc_id) == change.rev_id:
+                    self.tracker.skip(change.sequence)
+                else:
+                    kept.append(change)
+            out = kept
+        push_filter = self.ctx.push_filter
+        if push_filter is not None and out:
+            revs = await db.run(coll.read_revisions, [(c.doc_id, c.rev_id) for c in out])
+            kept = []
+            for change, rev in zip(out, revs, strict=True):
+                keep = rev is not None and await _call_filter(push_filter, coll, rev)
+                if keep:
+                    kept.append(change)
+                else:
+                    self.tracker.skip(change.sequence)
+            out = kept
+        for change in out:
+            self.tracker.begin(change.sequence)
+        self.session.events.add_total(len(out))
+        return out, known
+
+    async def _exchange(self, changes: list[Change], known: dict[str, str]) -> None:
+        """Send one changes/proposeChanges message and the revisions the peer wants."""
+        try:
+            props = self.ctx.collection_property()
+            if self.propose:
+                proposals = [
+                    ProposedChange(c.doc_id, c.rev_id, known.get(c.doc_id, ""), c.body_size)
+                    for c in changes
+                ]
+                props["conflictIncludesRev"] = "true"
+                reply = await self.session.conn.send_request(
+                    "proposeChanges",
+                    props,
+                    encode_proposals(proposals),
+                    urgent=True,
+                    compressed=True,
+                )
+                assert reply is not None
+                verdicts = decode_propose_reply(reply.body, len(changes))
+                wanted: list[tuple[Change, list[str]]] = []
+                for change, (status, rev) in zip(changes, verdicts, strict=True):
+                    server = known.get(change.doc_id)
+                    if status == 0:
+                        wanted.append((change, [server] if server else []))
+                    else:
+                        self._not_sent(change, status, rev)
+            else:
+                entries = [
+                    ChangeEntry(c.sequence, c.doc_id, c.rev_id, c.deleted, c.body_size)
+                    for c in changes
+                ]
+                reply = await self.session.conn.send_request(
+                    "changes", props, encode_changes(entries), urgent=True, compressed=True
+                )
+                assert reply is not None
+                wants = decode_changes_reply(reply.body, len(changes))
+                wanted = []
+                for change, want in zip(changes, wants, strict=True):
+                    if want is None:
+                        self._not_sent(change, 304, None)
+                    else:
+                        wanted.append((change, want))
+            self._read_reply_properties(reply.properties)
+        except BlipError as exc:
+            if exc.code == 403:
+                raise ForbiddenError(
+                    f"the peer refused the push: {exc.message}", domain=exc.domain, code=403
+                ) from exc
+            raise
+        finally:
+            self._changes_slots.release()
+        if wanted:
+            await self._send_revs(wanted)
+
+    def _read_reply_properties(self, props: dict[str, str]) -> None:
+        if flag(props, "deltas"):
+            self.peer_deltas = True
+        with contextlib.suppress(ValueError):
+            self.max_history = max(1, int(props.get("maxHistory", self.max_history)))
+
+    def _not_sent(self, change: Change, status: int, rev: str | None) -> None:
+        self.tracker.finish(change.sequence)
+        self.session.events.add_completed(1)
+        error = None
+        if status == 409:
+            error = PeerbaseError(
+                f"{change.doc_id} conflicts with the peer's revision {rev}",
+                hint="pull to resolve the conflict, then push again",
+            )
+            self.session.stats.errors += 1
+        self.session.events.document(
+            True,
+            ReplicatedDocument(
+                change.doc_id,
+                self.ctx.collection.full_name,
+                DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE,
+                error,
+                change.rev_id,
+            ),
+        )
+
+    # -- revisions -----------------------------------------------------------------------
+
+    async def _send_revs(self, wanted: list[tuple[Change, list[str]]]) -> None:
+        db = self.session.db
+        coll = self.ctx.collection
+        known = {c.doc_id: anc for c, anc in wanted}
+        revs: list[RevisionData | None] = await db.run(
+            coll.read_revisions,
+            [(c.doc_id, c.rev_id) for c, _ in wanted],
+            max_history=self.max_history,
+            known=known,
+        )
+        for (change, ancestors), rev in zip(wanted, revs, strict=True):
+            await self._rev_slots.acquire()
+            self._spawn(self._send_rev(change, ancestors, rev))
+
+    async def _send_rev(
+        self, change: Change, ancestors: list[str], rev: RevisionData | None
+    ) -> None:
+        try:
+            if rev is None:
+                await self._send_norev(change)
+                return
+            body, delta_src = await self._body_for(rev, ancestors)
+            msg = RevMessage(
+                rev.doc_id,
+                rev.rev_id,
+                tuple(rev.history),
+                rev.deleted,
+                str(change.sequence),
+                delta_src,
+                self.propose,
+            )
+            props = msg.properties(self.ctx.wire_index)
+            try:
+                await self.session.conn.send_request("rev", props, body, compressed=True)
+            except BlipError as exc:
+                if delta_src is None or exc.code not in (404, 422):
+                    raise
+                props = RevMessage(
+                    rev.doc_id,
+                    rev.rev_id,
+                    tuple(rev.history),
+                    rev.deleted,
+                    str(change.sequence),
+                    None,
+                    self.propose,
+                ).properties(self.ctx.wire_index)
+                await self.session.conn.send_request("rev", props, rev.body, compressed=True)
+            self.session.stats.docs_pushed += 1
+            self.session.stats.bytes_pushed += len(body)
+            self._sent(change, rev, None)
+        except BlipError as exc:
+            if isinstance(exc, ConnectionClosedError):
+                raise
+            if exc.code == 403:
+                raise ForbiddenError(
+                    f"the peer refused the push: {exc.message}", domain=exc.domain, code=403
+                ) from exc
+            self.session.stats.errors += 1
+            self._sent(change, rev, exc)
+        finally:
+            self._rev_slots.release()
+
+    async def _send_norev(self, change: Change) -> None:
+        props = {
+            **self.ctx.collection_property(),
+            "id": change.doc_id,
+            "rev": change.rev_id,
+            "sequence": str(change.sequence),
+            "error": "410",
+            "reason": "revision replaced by a newer one",
+        }
+        with contextlib.suppress(ConnectionClosedError):
+            await self.session.conn.send_request("norev", props, b"", no_reply=True)
+        self._sent(change, None, None)
+
+    def _sent(self, change: Change, rev: RevisionData | None, error: PeerbaseError | None) -> None:
+        self.tracker.finish(change.sequence)
+        self.session.events.add_completed(1)
+        if rev is not None and error is None:
+            self.session.remote_has(self.ctx, rev.doc_id, rev.rev_id)
+        self.session.events.document(
+            True,
+            ReplicatedDocument(
+                change.doc_id,
+                self.ctx.collection.full_name,
+                DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE,
+                error,
+                change.rev_id,
+            ),
+        )
+
+    async def _body_for(self, rev: RevisionData, ancestors: list[str]) -> tuple[bytes, str | None]:
+        """The body to send: a delta against a revision the peer has, when smaller."""
+        if not (
+            self.session.options.delta_sync
+            and self.peer_deltas
+            and ancestors
+            and len(rev.body) >= MIN_DELTA_BODY
+            and not rev.deleted
+        ):
+            return rev.body, None
+        coll = self.ctx.collection
+        for ancestor in ancestors:
+            base = await self.session.db.run(coll.revision_body, rev.doc_id, ancestor)
+            if base is None:
+                continue
+            delta = create_delta(orjson.loads(base), orjson.loads(rev.body))
+            if delta is None or not isinstance(delta, dict):
+                break
+            encoded = orjson.dumps(delta)
+            if len(encoded) < len(rev.body):
+                self.session.stats.deltas_sent += 1
+                self.session.stats.delta_bytes_saved += len(rev.body) - len(encoded)
+                return encoded, ancestor
+            break
+        return rev.body, None
+
+
+async def _call_filter(push_filter: Any, coll: Any, rev: RevisionData) -> bool:
+    doc = Document(rev.doc_id, rev.rev_id, rev.sequence, rev.deleted, rev.body, collection=coll)
+    flags = DocumentFlags.DELETED if rev.deleted else DocumentFlags.NONE
+    result = push_filter(doc, flags)
+    if inspect.isawaitable(result):
+        result = await result
+    return bool(result)
