@@ -15,12 +15,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[gui,test,dev]'
 	touch $(STAMP)
 
+# Debian packages the tests need (gnome-keyring, dbus for the real Secret Service).
+.ci/.system-deps-ok: .ci/system-deps
+	bash .ci/system-deps
+	touch $@
+
 setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/peerbase --help
 
-test: $(STAMP)
+test: $(STAMP) .ci/.system-deps-ok
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from engine import __version__
-from engine.cli import doc_commands
+from engine.cli import doc_commands, identity_commands, listen_commands, sync_commands
 from engine.cli.common import run_command
 
 
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"peerbase {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    doc_commands.add_parsers(sub)
+    for module in (doc_commands, sync_commands, listen_commands, identity_commands):
+        module.add_parsers(sub)
     return parser
 
 
