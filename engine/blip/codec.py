@@ -93,12 +93,17 @@ class FrameDecoder:
             return DecodedFrame(number, flags, b"", wire_size, count)
         if wire_size < CHECKSUM_SIZE:
             raise FatalProtocolError("frame too short to hold its checksum")
-        view = memoryview(frame)
-        body: bytes = bytes(view[pos:-CHECKSUM_SIZE])
+        if isinstance(frame, bytes):
+            body = frame[pos:-CHECKSUM_SIZE]
+            checksum = frame[-CHECKSUM_SIZE:]
+        else:
+            view = memoryview(frame)
+            body = bytes(view[pos:-CHECKSUM_SIZE])
+            checksum = bytes(view[-CHECKSUM_SIZE:])
         if flags & COMPRESSED:
             body = self._inflate(body)
         self._crc = crc = zlib.crc32(body, self._crc)
-        if crc != int.from_bytes(view[-CHECKSUM_SIZE:], "big"):
+        if crc != int.from_bytes(checksum, "big"):
             raise ChecksumError(f"frame #{number} checksum mismatch")
         return DecodedFrame(number, flags, body, wire_size)
 

@@ -81,6 +81,8 @@ class BlipConnection:
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing_locally = False
+        #: False once closing started: no new requests.
+        self._usable = True
         self.close_code: int | None = None
         self.close_reason = ""
         #: True if the peer closed (or dropped) the connection, False if we did.
@@ -111,6 +113,7 @@ class BlipConnection:
         """Close the WebSocket; pending requests fail with ConnectionClosedError."""
         if not self._closed.is_set():
             self._closing_locally = True
+            self._usable = False
             await self._ws.close(code, reason)
             if self._reader is None:
                 await self._finish()
@@ -189,7 +192,7 @@ class BlipConnection:
             self._wake.set()
 
     def _check_open(self) -> None:
-        if self._closed.is_set() or self._closing_locally or self._ws.close_code is not None:
+        if not self._usable:
             raise ConnectionClosedError(
                 self.close_code or self._ws.close_code,
                 self.close_reason,
@@ -211,6 +214,7 @@ class BlipConnection:
         except FatalProtocolError as exc:
             logger.warning("blip %s: fatal protocol error: %s", self.name, exc)
             self._closing_locally = True
+            self._usable = False
             await self._ws.close(exc.close_code, str(exc)[:120])
         except ConnectionClosed:
             pass
@@ -340,8 +344,13 @@ class BlipConnection:
             message = f"handler failed: {type(exc).__name__}"
             self._reply_error(request, BLIP_DOMAIN, BlipErrorCode.HANDLER_FAILED, message, None)
         else:
-            if not request.no_reply and not self._closed.is_set():
-                await self._send_reply(request, reply or OutgoingReply())
+            if request.no_reply or not self._usable:
+                pass
+            elif reply is None:
+                self._core.send_reply(request.number, None, b"", urgent=request.urgent)
+                self._wake.set()
+            else:
+                await self._send_reply(request, reply)
         finally:
             if request._stream is not None:
                 request._stream.discard()
@@ -412,6 +421,7 @@ class BlipConnection:
         """Fail what is pending, stop every task, mark closed."""
         if self._closed.is_set():
             return
+        self._usable = False
         self._core.close()
         ws = self._ws
         self.close_code = ws.close_code if ws.close_code is not None else 1006

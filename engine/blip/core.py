@@ -69,6 +69,7 @@ class BlipCore:
         self._state = CoreState.OPEN
         self._encoder = FrameEncoder()
         self._decoder = FrameDecoder(self.limits.max_inflated_frame_size)
+        self._max_frame_size = self.limits.max_frame_size
         self._outbox = Outbox(MAX_UNACKED)
         self._acks: list[bytes] = []
         self._events: list[Event] = []
@@ -253,7 +254,7 @@ class BlipCore:
         if self._state is not CoreState.OPEN:
             return
         try:
-            if len(frame) > self.limits.max_frame_size:
+            if len(frame) > self._max_frame_size:
                 raise LimitExceededError(
                     f"frame of {len(frame)} bytes exceeds {self.limits.max_frame_size}"
                 )
@@ -405,10 +406,10 @@ class BlipCore:
             if final:
                 raise FrameError("properties length is longer than the message")
             return None
-        if not length:
-            return {}, data[1:] if isinstance(data, bytes) else memoryview(data)[1:]
+        if isinstance(data, bytes):
+            return (decode_properties(data[pos:end]) if length else {}), data[end:]
         view = memoryview(data)
-        return decode_properties(view[pos:end]), view[end:]
+        return (decode_properties(view[pos:end]) if length else {}), view[end:]
 
     def _drop(self, kind: MessageType | None, number: int, error: FrameError) -> None:
         logger.warning("blip %s: dropped a frame: %s", self.name, error)
