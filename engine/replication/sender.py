@@ -180,6 +180,10 @@ class Sender:
         remote_id = self.session.remote_id
         if remote_id is not None:  # the peer already has revisions it sent us
             known = await db.run(coll.remote_revisions, [c.doc_id for c in out], remote_id)
+            for change in out:  # acknowledged but not yet written down
+                pending = self.ctx.marks.get(change.doc_id)
+                if pending is not None:
+                    known[change.doc_id] = pending
             kept = []
             for change in out:
                 if known.get(change.doc_id) == change.rev_id:

@@ -74,7 +74,8 @@ class CollectionContext:
     receiver: Receiver | None = None
     sender: Sender | None = None
     sender_task: asyncio.Task[None] | None = None
-    marks: list[tuple[str, str]] = field(default_factory=list)
+    #: Revisions the peer acknowledged, not yet recorded in the database.
+    marks: dict[str, str] = field(default_factory=dict)
 
     @property
     def push_filter(self) -> Any:
@@ -189,7 +190,7 @@ class ReplicationSession:
         """Remember (in batches) that the peer now has this revision."""
         if self.remote_id is None:
             return
-        ctx.marks.append((doc_id, rev_id))
+        ctx.marks[doc_id] = rev_id
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_marks_later())
 
@@ -202,8 +203,10 @@ class ReplicationSession:
             return
         for ctx in self.contexts:
             if ctx is not None and ctx.marks:
-                marks, ctx.marks = ctx.marks, []
-                await self.db.run(ctx.collection.mark_remote_revisions, self.remote_id, marks)
+                marks, ctx.marks = ctx.marks, {}
+                await self.db.run(
+                    ctx.collection.mark_remote_revisions, self.remote_id, list(marks.items())
+                )
 
     async def close(self) -> None:
         """Stop this session's workers (the connection itself is closed by the owner)."""
@@ -290,7 +293,9 @@ class ReplicationSession:
 
     async def _on_get_attachment(self, request: IncomingRequest) -> OutgoingReply | None:
         self.context_for(request)
-        return serve_blob(self.db, request)
+        reply = serve_blob(self.db, request)
+        self.stats.bytes_pushed += self.db.blob_store.length(request.properties["digest"])
+        return reply
 
     async def _on_prove_attachment(self, request: IncomingRequest) -> OutgoingReply | None:
         self.context_for(request)

@@ -166,7 +166,12 @@ class RevTree:
                 if d >= max_depth:
                     far.add(i)
                 i, d = self.revs[i].parent, d + 1
+        # Leaves, revisions a remote has, and the current revision's parent keep their
+        # bodies: the last two are what a peer most likely has, i.e. delta sources.
         keep_bodies = set(leaves) | {self._index[r] for r in self.remotes.values()}
+        current_parent = self.revs[self.current()].parent
+        if current_parent != NO_PARENT:
+            keep_bodies.add(current_parent)
         for i, rev in enumerate(self.revs):
             if i not in keep_bodies:
                 rev.body = None

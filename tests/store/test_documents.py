@@ -204,7 +204,8 @@ def test_old_bodies_pruned_and_depth_limited(tmp_path: object) -> None:
             coll.save(doc)
         data = coll.read_revision("d", max_history=100)
         assert data is not None and len(data.history) == 4
-        assert coll.revision_body("d", data.history[0]) is None  # ancestors lose bodies
+        assert coll.revision_body("d", data.history[0]) == b'{"n":10}'  # parent: kept
+        assert coll.revision_body("d", data.history[1]) is None  # older ancestors lose bodies
 
 
 def test_closed_database(tmp_path: object) -> None:

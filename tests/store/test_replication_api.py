@@ -101,11 +101,13 @@ def test_remote_ids_are_stable(db: Database) -> None:
 
 def test_no_conflicts_insert_refuses_branches(coll: Collection) -> None:
     coll.insert_revision("d", "2-b", ["1-a"], {"v": 2})
-    ok = coll.insert_revisions([RevisionInsert("d", "3-c", ["2-b", "1-a"], {"v": 3},
-                                               no_conflicts=True)])[0]
+    ok = coll.insert_revisions(
+        [RevisionInsert("d", "3-c", ["2-b", "1-a"], {"v": 3}, no_conflicts=True)]
+    )[0]
     assert ok.inserted and not ok.rejected
-    refused = coll.insert_revisions([RevisionInsert("d", "3-x", ["2-b"], {"v": 9},
-                                                    no_conflicts=True)])[0]
+    refused = coll.insert_revisions(
+        [RevisionInsert("d", "3-x", ["2-b"], {"v": 9}, no_conflicts=True)]
+    )[0]
     assert refused.rejected and not refused.inserted and refused.current_rev_id == "3-c"
     assert coll.get_document("d").conflicts == ()  # type: ignore[union-attr]
     new = coll.insert_revisions([RevisionInsert("n", "1-a", [], {}, no_conflicts=True)])[0]

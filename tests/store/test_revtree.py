@@ -64,7 +64,8 @@ def test_prune_depth_and_bodies() -> None:
     history = tree.history(leaf)
     assert len(history) == 20
     assert [generation(r) for r in history] == list(range(30, 10, -1))
-    assert [r for r in tree.revs if r.body is not None] == [tree.revs[leaf]]
+    parent = tree.revs[leaf].parent
+    assert [r for r in tree.revs if r.body is not None] == [tree.revs[parent], tree.revs[leaf]]
 
 
 def test_prune_keeps_remote_bodies() -> None:
