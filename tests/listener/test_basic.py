@@ -1,0 +1,28 @@
+"""End-to-end: real replications against a listener, with and without TLS."""
+
+from __future__ import annotations
+
+from engine.listener import ConnectionOpened, ListenerEvent
+from engine.replication import ActivityLevel
+from engine.store import Database
+from tests.listener.conftest import doc_ids, put_docs, replicate, url_for
+
+
+async def test_no_tls_push_and_pull(make_listener, server_db: Database, client_db: Database):
+    put_docs(server_db.default_collection(), "srv", 3)
+    put_docs(client_db.default_collection(), "cli", 2)
+    listener = await make_listener(disable_tls=True)
+    events: list[ListenerEvent] = []
+    listener.add_event_listener(events.append)
+    assert listener.port > 0
+    assert listener.tls_identity is None
+    assert all(u.startswith("ws://") and u.endswith("/served") for u in listener.urls)
+    status = await replicate(client_db, url_for(listener))
+    assert status.error is None, status.error
+    assert status.activity is ActivityLevel.STOPPED
+    expected = {"srv-0", "srv-1", "srv-2", "cli-0", "cli-1"}
+    assert doc_ids(server_db.default_collection()) == expected
+    assert doc_ids(client_db.default_collection()) == expected
+    kinds = [type(e) for e in events]
+    assert ConnectionOpened in kinds
+    print(events)
