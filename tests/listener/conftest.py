@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +107,53 @@ async def make_listener(
     yield make
     for listener in started:
         await listener.stop()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def raw_request(
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    tls: bool = False,
+    subprotocol: str | None = "BLIP_3+CBMobile_3",
+) -> RawResponse:
+    """Send a WebSocket upgrade request by hand and read the HTTP answer."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if subprotocol is not None:
+        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    parsed = dict(
+        (line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
+        for line in header_lines
+        if ":" in line
+    )
+    length = int(parsed.get("Content-Length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return RawResponse(int(status_line.split()[1]), parsed, body)
