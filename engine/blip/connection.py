@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from websockets.asyncio.connection import Connection
@@ -43,6 +43,7 @@ Handler = Callable[[IncomingRequest], Awaitable[OutgoingReply | None]]
 
 _MSG, _ERR = MessageType.MSG, MessageType.ERR
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+_EMPTY_REPLY = OutgoingReply()
 #: A streaming sender waits while this much of its body is written but not yet framed.
 _SEND_BUFFER = 2 * FRAME_SIZE
 
@@ -330,9 +331,7 @@ class BlipConnection:
     # -- handlers ------------------------------------------------------------------------------
 
     def _spawn(self, handler: Handler, request: IncomingRequest) -> None:
-        task = asyncio.create_task(self._handle(handler, request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(asyncio.create_task(self._handle(handler, request)))
 
     async def _handle(self, handler: Handler, request: IncomingRequest) -> None:
         try:
@@ -346,14 +345,15 @@ class BlipConnection:
         else:
             if request.no_reply or not self._usable:
                 pass
-            elif reply is None:
-                self._core.send_reply(request.number, None, b"", urgent=request.urgent)
-                self._wake.set()
             else:
-                await self._send_reply(request, reply)
+                streamed = self._send_reply(request, reply or _EMPTY_REPLY)
+                if streamed is not None:
+                    await streamed
         finally:
             if request._stream is not None:
                 request._stream.discard()
+            # Cheaper than a done callback, which costs an extra loop callback per request.
+            self._tasks.discard(asyncio.current_task())
 
     def _reply_error(
         self,
@@ -368,7 +368,10 @@ class BlipConnection:
         self._core.send_error(request.number, domain, code, message, properties)
         self._wake.set()
 
-    async def _send_reply(self, request: IncomingRequest, reply: OutgoingReply) -> None:
+    def _send_reply(
+        self, request: IncomingRequest, reply: OutgoingReply
+    ) -> Coroutine[Any, Any, None] | None:
+        """Queue the reply; for a streamed body, return the coroutine that feeds it."""
         body = reply.body
         streaming = not isinstance(body, _BYTES_TYPES)
         try:
@@ -383,10 +386,9 @@ class BlipConnection:
         except LocalProtocolError:
             if self._core.state is CoreState.OPEN:
                 raise
-            return
+            return None
         self._wake.set()
-        if streaming:
-            await self._pump(msg, body)  # type: ignore[arg-type]
+        return self._pump(msg, body) if streaming else None  # type: ignore[arg-type]
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from engine.blip.frame import (
 )
 from engine.blip.limits import BlipLimits
 from engine.blip.message import IncomingMessage, OutgoingMessage
-from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE, Outbox
+from engine.blip.outbox import MAX_UNACKED, URGENT_FRAME_SIZE, Outbox
 from engine.blip.properties import decode_properties, encode_properties
 from engine.blip.varint import decode_varint, varint_complete
 
@@ -133,11 +133,11 @@ class BlipCore:
         """Queue a request; with ``streaming`` more body follows via :meth:`write_body`."""
         self._check_open()
         flags = _flags(urgent, compressed) | (_NO_REPLY if no_reply else 0)
-        msg = OutgoingMessage(_MSG, self._next_request, flags, encode_properties(properties))
+        number = self._next_request
         self._next_request += 1
         if not no_reply:
-            self._awaiting_reply.add(msg.number)
-        return self._enqueue(msg, body, streaming, self._out_requests)
+            self._awaiting_reply.add(number)
+        return self._enqueue(_MSG, number, flags, properties, body, streaming)
 
     def send_reply(
         self,
@@ -156,10 +156,7 @@ class BlipCore:
             raise LocalProtocolError(f"request #{number} is unknown, no-reply or already answered")
         self._owed_replies.discard(number)
         kind = _ERR if error else _RPY
-        msg = OutgoingMessage(
-            kind, number, _flags(urgent, compressed), encode_properties(properties)
-        )
-        return self._enqueue(msg, body, streaming, self._out_replies)
+        return self._enqueue(kind, number, _flags(urgent, compressed), properties, body, streaming)
 
     def send_error(
         self,
@@ -189,18 +186,24 @@ class BlipCore:
 
     def _enqueue(
         self,
-        msg: OutgoingMessage,
+        kind: MessageType,
+        number: int,
+        flags: int,
+        properties: Mapping[str, str] | None,
         body: _BytesLike,
         streaming: bool,
-        registry: dict[int, OutgoingMessage],
     ) -> OutgoingMessage:
-        if body and not streaming and msg.pending + len(body) <= URGENT_FRAME_SIZE:
-            # A small message becomes one chunk: one frame without a join later.
-            msg.take_all_and_write(body)
+        head = encode_properties(properties)
+        if not streaming and len(head) + len(body) <= URGENT_FRAME_SIZE:
+            # A small message is joined up front: one chunk, one frame, no join later.
+            msg = OutgoingMessage(kind, number, flags, head + body if body else head)
         else:
+            msg = OutgoingMessage(kind, number, flags, head)
             msg.write(body)
         msg.complete = not streaming
-        registry[msg.number] = msg
+        if streaming or msg.pending > msg.frame_size:
+            # Only multi-frame messages can be ACKed.
+            (self._out_requests if kind is _MSG else self._out_replies)[number] = msg
         self._outbox.add(msg)
         return msg
 
@@ -224,7 +227,7 @@ class BlipCore:
             msg = outbox.pop()
             if msg is None:
                 break
-            body = msg.take(URGENT_FRAME_SIZE if msg.urgent else FRAME_SIZE)
+            body = msg.take(msg.frame_size)
             flags = msg.flags
             if msg.complete and not msg.pending:
                 msg.finished = True

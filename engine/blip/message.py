@@ -6,10 +6,14 @@ from collections import deque
 
 from engine.blip.frame import MORE_COMING, TYPE_MASK, URGENT, MessageType
 
-__all__ = ["IncomingMessage", "OutgoingMessage"]
+#: Bytes of message data per frame (before compression).
+FRAME_SIZE = 16384
+URGENT_FRAME_SIZE = 4096
+
+__all__ = ["FRAME_SIZE", "URGENT_FRAME_SIZE", "IncomingMessage", "OutgoingMessage"]
 
 _BytesLike = bytes | bytearray | memoryview
-_TYPE_ANDMORE_COMING = TYPE_MASK | MORE_COMING
+_TYPE_AND_MORE = TYPE_MASK | MORE_COMING
 
 
 class OutgoingMessage:
@@ -22,6 +26,7 @@ class OutgoingMessage:
         "complete",
         "finished",
         "flags",
+        "frame_size",
         "number",
         "pending",
         "started",
@@ -33,7 +38,9 @@ class OutgoingMessage:
         self.type = type
         self.number = number
         #: Type and message flags; MORE_COMING is added per frame.
-        self.flags = (flags & ~_TYPE_ANDMORE_COMING) | int(type)
+        self.flags = (flags & ~_TYPE_AND_MORE) | int(type)
+        #: Message data per frame (spec §3.2: typically 16k, or 4k for urgent messages).
+        self.frame_size = URGENT_FRAME_SIZE if flags & URGENT else FRAME_SIZE
         self._chunks: deque[_BytesLike] = deque()
         #: Bytes written but not yet framed.
         self.pending = 0
@@ -68,13 +75,6 @@ class OutgoingMessage:
                 data = bytes(data)  # the caller may reuse its buffer
             self._chunks.append(data)
             self.pending += len(data)
-
-    def take_all_and_write(self, data: _BytesLike) -> None:
-        """Append ``data``, joining everything pending into one chunk."""
-        joined = b"".join((*self._chunks, data))
-        self._chunks.clear()
-        self._chunks.append(joined)
-        self.pending = len(joined)
 
     def take(self, size: int) -> _BytesLike:
         """Remove up to ``size`` bytes of data for the next frame."""

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from engine.blip.message import OutgoingMessage
+from engine.blip.message import FRAME_SIZE, URGENT_FRAME_SIZE, OutgoingMessage
 
 __all__ = ["FRAME_SIZE", "MAX_UNACKED", "URGENT_FRAME_SIZE", "Outbox"]
 
-#: Bytes of message data per frame (before compression).
-FRAME_SIZE = 16384
-URGENT_FRAME_SIZE = 4096
 #: A message stops sending while more than this many of its bytes are unacknowledged.
 MAX_UNACKED = 128_000
 
