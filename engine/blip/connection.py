@@ -219,6 +219,11 @@ class BlipConnection:
             await self._ws.close(exc.close_code, str(exc)[:120])
         except ConnectionClosed:
             pass
+        except Exception:
+            logger.exception("blip %s: internal error; closing the connection", self.name)
+            self._closing_locally = True
+            self._usable = False
+            await self._ws.close(1011, "internal error")
         finally:
             await self._finish()
 

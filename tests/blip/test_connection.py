@@ -334,3 +334,35 @@ async def test_abrupt_close_fails_pending_requests(peer: Peer) -> None:
     await client.wait_closed()
     await peer.connections[0].wait_closed()
     assert peer.connections[0].close_code == 1006
+
+
+async def test_a_cancelled_request_does_not_disturb_the_connection(peer: Peer) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: IncomingRequest) -> OutgoingReply:
+        await release.wait()
+        return OutgoingReply({"late": "1"}, b"x" * 100_000)
+
+    def setup(conn: BlipConnection) -> None:
+        conn.register_handler("slow", slow)
+
+    client = await open_client(peer, setup)
+    pending = asyncio.create_task(client.send_request("slow"))
+    await asyncio.sleep(0)
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    release.set()
+    # The late, multi-frame reply is dropped quietly; the next request works.
+    reply = await client.send_request("echo", body=b"after")
+    assert reply is not None and reply.body == b"after"
+    await client.close()
+
+
+async def test_message_size_limit_closes_with_1009(peer: Peer) -> None:
+    port = await peer.start(limits=BlipLimits(max_message_size=100_000))
+    client = await connect(f"ws://127.0.0.1:{port}/", ping_interval=None)
+    with pytest.raises(ConnectionClosedError) as info:
+        await client.send_request("echo", body=bytes(200_000))
+    assert info.value.close_code == 1009 and info.value.by_peer is True
+    assert "exceeds" in info.value.close_reason
