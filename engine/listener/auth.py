@@ -105,11 +105,12 @@ class ListenerPasswordAuthenticator:
 
 @dataclass
 class ListenerCertificateAuthenticator:
-    """Clients must present a certificate issued by (or equal to) one of ``root_certs``.
+    """Clients must present a TLS certificate.
 
-    ``callback(chain_der) -> bool`` (sync or async) then decides on the verified chain
-    (e.g. an allow-list of fingerprints). Python's ``ssl`` has no verification hook, so
-    a callback alone, accepting certificates no root vouches for, is not supported.
+    With ``root_certs`` it must be issued by (or equal to) one of them, checked in the TLS
+    handshake. ``callback(chain_der) -> bool`` (sync or async) then decides on the chain
+    (leaf first); with a callback alone, any certificate passes TLS and the callback alone
+    decides, as in Couchbase Lite (validity dates are then the callback's business too).
     """
 
     root_certs: Sequence[CertificateInput] = ()
@@ -117,14 +118,8 @@ class ListenerCertificateAuthenticator:
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
 
     def __post_init__(self) -> None:
-        if not self.root_certs:
-            if self.callback is None:
-                raise ValueError("ListenerCertificateAuthenticator needs root_certs (or both)")
-            raise NotImplementedError(
-                "a client-certificate callback without root_certs is not supported: Python's "
-                "ssl module cannot accept unverified client certificates; pass root_certs "
-                "(the client CAs or the clients' self-signed certificates) as well"
-            )
+        if not self.root_certs and self.callback is None:
+            raise ValueError("ListenerCertificateAuthenticator needs root_certs or a callback")
 
     async def check(self, chain: list[bytes]) -> bool:
         if self.callback is None:

@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from engine import blip
 from engine.blip import BLIP_SUBPROTOCOL, BlipConnection, IncomingRequest, OutgoingReply
+from engine.listener.anycert import accept_any_client_certificate
 from engine.listener.auth import (
     ListenerCertificateAuthenticator,
     ListenerPasswordAuthenticator,
@@ -268,14 +269,16 @@ class URLEndpointListener:
                 IdentityExpiring.of(identity.label, identity.expiration, self.expiry_warning)
             )
         auth = cfg.authenticator
-        if isinstance(auth, ListenerCertificateAuthenticator):
-            return (
-                identity.server_ssl_context(
-                    require_client_cert=True, client_ca_certs=list(auth.root_certs)
-                ),
-                identity,
-            )
-        return identity.server_ssl_context(), identity
+        if not isinstance(auth, ListenerCertificateAuthenticator):
+            return identity.server_ssl_context(), identity
+        if not auth.root_certs:
+            context = identity.server_ssl_context()
+            accept_any_client_certificate(context)
+            return context, identity
+        roots = list(auth.root_certs)
+        return identity.server_ssl_context(
+            require_client_cert=True, client_ca_certs=roots
+        ), identity
 
     def _make_urls(
         self, bind: Sequence[InterfaceAddress] | None, dual_stack: bool, tls: bool

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from engine.listener import (
@@ -273,7 +275,42 @@ def test_certificate_authenticator_configuration(server_db: Database) -> None:
             disable_tls=True,
             authenticator=ListenerCertificateAuthenticator(root_certs=[b"x"]),
         )
-    with pytest.raises(ValueError, match="root_certs"):
+    with pytest.raises(ValueError, match="root_certs or a callback"):
         ListenerCertificateAuthenticator()
-    with pytest.raises(NotImplementedError, match="ssl"):
-        ListenerCertificateAuthenticator(callback=lambda chain: True)
+
+
+async def test_client_certificate_callback_alone_decides(
+    memory_keyring: MemoryKeyring, make_listener, server_db: Database, client_db: Database
+) -> None:
+    """No roots: any certificate passes TLS; the callback accepts one fingerprint only."""
+    friend = TLSIdentity.create("friend", {"common_name": "friend"})
+    stranger = TLSIdentity.create("stranger", {"common_name": "stranger"})
+    seen: list[str] = []
+
+    async def callback(chain: list[bytes]) -> bool:
+        seen.append(hashlib.sha256(chain[0]).hexdigest())
+        return seen[-1] == friend.fingerprint
+
+    listener = await make_listener(
+        authenticator=ListenerCertificateAuthenticator(
+            callback=callback, throttle=FailureThrottle(base=0.0, cap=0.0)
+        )
+    )
+    put_docs(client_db.default_collection(), "cli", 1)
+    options = {"accept_only_self_signed_server_certificate": True, "max_attempts": 1}
+
+    refused = await replicate(
+        client_db, url_for(listener), authenticator=ClientCertificateAuthenticator(stranger),
+        **options,
+    )  # fmt: skip
+    assert isinstance(refused.error, AuthenticationError), refused.error
+    assert doc_ids(server_db.default_collection()) == set()
+    no_cert = await replicate(client_db, url_for(listener), **options)
+    assert no_cert.error is not None  # still required at the TLS layer
+    accepted = await replicate(
+        client_db, url_for(listener), authenticator=ClientCertificateAuthenticator(friend),
+        **options,
+    )  # fmt: skip
+    assert accepted.error is None, accepted.error
+    assert doc_ids(server_db.default_collection()) == {"cli-0"}
+    assert seen == [stranger.fingerprint, friend.fingerprint]
