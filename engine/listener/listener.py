@@ -11,6 +11,7 @@ import itertools
 import logging
 import socket
 import ssl
+import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -257,7 +258,7 @@ class URLEndpointListener:
             return None, None
         identity = cfg.tls_identity
         if identity is None:
-            identity = await asyncio.to_thread(TLSIdentity.get_or_create_anonymous)
+            identity = await asyncio.to_thread(_anonymous_identity)
         if identity.is_expired:
             raise IdentityExpiredError(
                 f"TLS identity {identity.label!r} expired on {identity.expiration:%Y-%m-%d}; "
@@ -436,6 +437,15 @@ class URLEndpointListener:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+#: Listeners starting at once must not each create (and overwrite) the anonymous identity.
+_ANONYMOUS_LOCK = threading.Lock()
+
+
+def _anonymous_identity() -> TLSIdentity:
+    with _ANONYMOUS_LOCK:
+        return TLSIdentity.get_or_create_anonymous()
+
 
 _BASIC_CHALLENGE = ("WWW-Authenticate", 'Basic charset="UTF-8"')
 

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from engine import blip
 from engine.listener import (
     ConnectionClosed,
     ConnectionOpened,
@@ -282,3 +283,63 @@ def test_configuration_errors(server_db: Database, tmp_path) -> None:
     with pytest.raises(ListenerConfigError, match="one database"):
         URLEndpointListenerConfiguration([coll, other.default_collection()])
     other.close()
+
+
+@pytest.mark.parametrize(
+    ("profile", "properties", "body"),
+    [
+        ("changes", {}, b'[[1,"doc","1-abc"]]'),
+        ("proposeChanges", {}, b'[["doc","1-abc"]]'),
+        ("rev", {"id": "doc", "rev": "1-abc", "sequence": "1"}, b"{}"),
+    ],
+)
+async def test_read_only_answers_every_push_message_with_403(
+    make_listener, server_db: Database, profile: str, properties: dict[str, str], body: bytes
+) -> None:
+    listener = await make_listener(disable_tls=True, read_only=True)
+    conn = await blip.connect(url_for(listener) + "/_blipsync")
+    try:
+        with pytest.raises(blip.BlipError) as caught:
+            await conn.send_request(profile, properties, body)
+        assert caught.value.code == 403
+        assert doc_ids(server_db.default_collection()) == set()
+        # The refusal does not end the connection: reads still work.
+        await conn.send_request("subChanges", {"versioning": "rev-trees"})
+    finally:
+        await conn.close()
+
+
+async def test_ipv6_loopback_reaches_the_dual_stack_listener(
+    make_listener, server_db: Database, client_db: Database
+) -> None:
+    if not any(a.address == "::1" for a in interface_addresses()):
+        pytest.fail("this test needs an IPv6 loopback address (::1)")
+    put_docs(server_db.default_collection(), "srv", 2)
+    listener = await make_listener(disable_tls=True)
+    url = url_for(listener, "[::1]")
+    status = await replicate(client_db, url, kind=ReplicatorType.PULL)
+    assert status.error is None, status.error
+    assert doc_ids(client_db.default_collection()) == {"srv-0", "srv-1"}
+
+
+async def test_stop_does_not_hang_on_an_unresponsive_peer(make_listener) -> None:
+    listener = await make_listener(disable_tls=True)
+    events: list[ListenerEvent] = []
+    listener.add_event_listener(events.append)
+    opened = asyncio.Event()
+    listener.add_event_listener(lambda e: opened.set() if isinstance(e, ConnectionOpened) else None)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+    writer.write(
+        b"GET /served/_blipsync HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: BLIP_3+CBMobile_3\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    await asyncio.wait_for(opened.wait(), REPLICATION_TIMEOUT)
+    assert listener.status.connection_count == 1
+    # The peer never answers the close frame (nor anything else).
+    await asyncio.wait_for(listener.stop(), REPLICATION_TIMEOUT)
+    assert listener.status.connection_count == 0
+    assert [type(e) for e in events] == [ConnectionOpened, ConnectionClosed]
+    writer.close()
