@@ -33,6 +33,7 @@ from engine.blip.incoming import (
 from engine.blip.limits import BlipLimits
 from engine.blip.message import OutgoingMessage
 from engine.blip.outbox import FRAME_SIZE
+from engine.blip.properties import encode_properties
 
 __all__ = ["BlipConnection", "Handler"]
 
@@ -73,6 +74,7 @@ class BlipConnection:
         self._core = BlipCore(limits, name=self.name)
         self._handlers: dict[str, tuple[Handler, bool]] = {}
         self._default: tuple[Handler, bool] | None = None
+        self._profile_blocks: dict[str, bytes] = {}
         self._pending: dict[int, tuple[asyncio.Future[Response], bool]] = {}
         self._inflight: dict[tuple[bool, int], _Inflight] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -155,7 +157,11 @@ class BlipConnection:
     ) -> Response | None:
         """Send a request and wait for its reply; an ERR reply raises BlipError."""
         self._check_open()
-        props = {"Profile": profile, **properties} if properties else {"Profile": profile}
+        props: Mapping[str, str] | bytes
+        if properties:
+            props = {"Profile": profile, **properties}
+        else:
+            props = self._profile_blocks.get(profile) or self._profile_block(profile)
         streaming = not isinstance(body, _BYTES_TYPES)
         msg = self._core.send_request(
             props,
@@ -191,6 +197,13 @@ class BlipConnection:
             # An iterator failing half-way ends the message short; the exception propagates.
             self._core.end_body(msg)
             self._wake.set()
+
+    def _profile_block(self, profile: str) -> bytes:
+        """The encoded properties of a request with just a Profile (cached: they repeat)."""
+        block = encode_properties({"Profile": profile})
+        if len(self._profile_blocks) < 256:
+            self._profile_blocks[profile] = block
+        return block
 
     def _check_open(self) -> None:
         if not self._usable:

@@ -70,6 +70,7 @@ class BlipCore:
         self._encoder = FrameEncoder()
         self._decoder = FrameDecoder(self.limits.max_inflated_frame_size)
         self._max_frame_size = self.limits.max_frame_size
+        self._max_message_size = self.limits.max_message_size
         self._outbox = Outbox(MAX_UNACKED)
         self._acks: list[bytes] = []
         self._events: list[Event] = []
@@ -122,7 +123,7 @@ class BlipCore:
 
     def send_request(
         self,
-        properties: Mapping[str, str] | None = None,
+        properties: Mapping[str, str] | bytes | None = None,
         body: _BytesLike = b"",
         *,
         urgent: bool = False,
@@ -130,7 +131,10 @@ class BlipCore:
         no_reply: bool = False,
         streaming: bool = False,
     ) -> OutgoingMessage:
-        """Queue a request; with ``streaming`` more body follows via :meth:`write_body`."""
+        """Queue a request; with ``streaming`` more body follows via :meth:`write_body`.
+
+        ``properties`` may be a block already made by :func:`encode_properties`.
+        """
         self._check_open()
         flags = _flags(urgent, compressed) | (_NO_REPLY if no_reply else 0)
         number = self._next_request
@@ -142,7 +146,7 @@ class BlipCore:
     def send_reply(
         self,
         number: int,
-        properties: Mapping[str, str] | None = None,
+        properties: Mapping[str, str] | bytes | None = None,
         body: _BytesLike = b"",
         *,
         urgent: bool = False,
@@ -189,11 +193,11 @@ class BlipCore:
         kind: MessageType,
         number: int,
         flags: int,
-        properties: Mapping[str, str] | None,
+        properties: Mapping[str, str] | bytes | None,
         body: _BytesLike,
         streaming: bool,
     ) -> OutgoingMessage:
-        head = encode_properties(properties)
+        head = properties if isinstance(properties, bytes) else encode_properties(properties)
         if not streaming and len(head) + len(body) <= URGENT_FRAME_SIZE:
             # A small message is joined up front: one chunk, one frame, no join later.
             msg = OutgoingMessage(kind, number, flags, head + body if body else head)
@@ -372,13 +376,21 @@ class BlipCore:
 
     def _receive_whole(self, kind: MessageType, number: int, flags: int, body: bytes) -> None:
         """A message in a single frame: no per-message state needed."""
-        self._check_size(len(body))
+        rest: _BytesLike
+        if len(body) > self._max_message_size:
+            self._check_size(len(body))
         try:
-            split = self._split_properties(body, final=True)
+            if body and body[0] < 0x80 and len(body) > body[0]:
+                # The common case, inlined: a properties block shorter than 128 bytes.
+                end = body[0] + 1
+                properties = decode_properties(body[1:end]) if end > 1 else {}
+                rest = body[end:]
+            else:
+                split = self._split_properties(body, final=True)
+                assert split is not None
+                properties, rest = split
         except FrameError as exc:
             return self._drop(kind, number, exc)
-        assert split is not None
-        properties, rest = split
         self._events.append(MessageReceived(kind, number, flags, properties, bytes(rest)))
         return None
 

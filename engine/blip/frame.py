@@ -87,17 +87,16 @@ def header_size(number: int, flags: int) -> int:
 def decode_header(frame: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     """Return (message number, flags, offset of the frame body)."""
     size = len(frame)
-    if size >= 2:
-        first = frame[0]
-        if first < 0x80:
-            if frame[1] < 0x80:
-                return first, frame[1], 2
-        elif size >= 3 and frame[1] < 0x80 and frame[2] < 0x80:
-            return (first & 0x7F) | (frame[1] << 7), frame[2], 3
     if not size:
         raise FatalProtocolError("empty frame")
-    number, pos = decode_varint(frame, 0)
+    number = frame[0]
+    pos = 1
+    if number >= 0x80:
+        number, pos = decode_varint(frame, 0)
     if pos >= size:
         raise FatalProtocolError("frame has no flags")
+    flags = frame[pos]
+    if flags < 0x80:
+        return number, flags, pos + 1
     flags, pos = decode_varint(frame, pos)
     return number, flags, pos

@@ -31,7 +31,10 @@ def decode_properties(data: bytes | bytearray | memoryview) -> dict[str, str]:
     """Decode the property strings (without the length prefix)."""
     if not data:
         return {}
-    raw = bytes(data)
+    raw = data if type(data) is bytes else bytes(data)
+    cached = _cache.get(raw)
+    if cached is not None:
+        return dict(cached)
     # Each of these is a frame error (spec §3.8).
     if raw[-1] != 0:
         raise FrameError("property data does not end with NUL")
@@ -41,4 +44,17 @@ def decode_properties(data: bytes | bytearray | memoryview) -> dict[str, str]:
         raise FrameError(f"property string is not valid UTF-8: {exc.reason}") from None
     if len(strings) % 2:
         raise FrameError("property data has an odd number of strings")
-    return dict(zip(strings[::2], strings[1::2], strict=True))
+    pairs = iter(strings)
+    properties = dict(zip(pairs, pairs, strict=True))
+    if len(raw) <= _CACHED_SIZE:
+        # Short blocks ("Profile\0rev\0", empty replies' friends) repeat all the time.
+        if len(_cache) >= _CACHE_ENTRIES:
+            _cache.clear()
+        _cache[raw] = properties
+        return dict(properties)
+    return properties
+
+
+_CACHED_SIZE = 48
+_CACHE_ENTRIES = 512
+_cache: dict[bytes, dict[str, str]] = {}

@@ -26,9 +26,8 @@ TYPE_NAMES = {"REQ": MessageType.MSG, "RES": MessageType.RPY, "ERR": MessageType
 
 
 def vector_files() -> list[Path]:
-    """Every recorded session: the shared folder's, else the small copies in data/."""
-    files = sorted(SHARED.glob("cbl-3.2.4*/*.jsonl"))
-    return files or sorted(DATA.glob("*.jsonl"))
+    """Every recorded session in the shared folder, and the small copies in data/."""
+    return sorted(SHARED.glob("cbl-3.2.4*/*.jsonl")) + sorted(DATA.glob("*.jsonl"))
 
 
 @dataclass
