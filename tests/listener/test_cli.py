@@ -39,8 +39,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 async def _start_listen(env: dict[str, str], *argv: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "engine.cli.main",
+        "-c",
+        "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
         "listen",
         *argv,
         cwd=ROOT,
@@ -62,7 +62,8 @@ async def _line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
 
 async def _terminate(proc: asyncio.subprocess.Process) -> tuple[int, list[dict[str, Any]]]:
     proc.send_signal(signal.SIGTERM)
-    out, _ = await asyncio.wait_for(proc.communicate(), REPLICATION_TIMEOUT)
+    out, err = await asyncio.wait_for(proc.communicate(), REPLICATION_TIMEOUT)
+    assert "Traceback" not in err.decode(), err.decode()
     rest = [json.loads(line) for line in out.decode().splitlines()]
     assert proc.returncode is not None
     return proc.returncode, rest
