@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from engine.listener import ConnectionOpened, ListenerEvent
+import asyncio
+
+from engine.listener import ConnectionClosed, ConnectionOpened, ListenerEvent
 from engine.replication import ActivityLevel
 from engine.store import Database
-from tests.listener.conftest import doc_ids, put_docs, replicate, url_for
+from tests.listener.conftest import REPLICATION_TIMEOUT, doc_ids, put_docs, replicate, url_for
 
 
 async def test_no_tls_push_and_pull(make_listener, server_db: Database, client_db: Database):
@@ -14,6 +16,10 @@ async def test_no_tls_push_and_pull(make_listener, server_db: Database, client_d
     listener = await make_listener(disable_tls=True)
     events: list[ListenerEvent] = []
     listener.add_event_listener(events.append)
+    closed_seen = asyncio.Event()
+    listener.add_event_listener(
+        lambda e: closed_seen.set() if isinstance(e, ConnectionClosed) else None
+    )
     assert listener.port > 0
     assert listener.tls_identity is None
     assert all(u.startswith("ws://") and u.endswith("/served") for u in listener.urls)
@@ -23,6 +29,10 @@ async def test_no_tls_push_and_pull(make_listener, server_db: Database, client_d
     expected = {"srv-0", "srv-1", "srv-2", "cli-0", "cli-1"}
     assert doc_ids(server_db.default_collection()) == expected
     assert doc_ids(client_db.default_collection()) == expected
-    kinds = [type(e) for e in events]
-    assert ConnectionOpened in kinds
-    print(events)
+    await asyncio.wait_for(closed_seen.wait(), REPLICATION_TIMEOUT)
+    assert isinstance(events[0], ConnectionOpened)
+    closed = events[-1]
+    assert isinstance(closed, ConnectionClosed)
+    assert set(closed.directions) == {"push", "pull"}
+    assert (closed.docs_received, closed.docs_sent) == (2, 3)
+    assert closed.by_peer is True and closed.code == 1000
