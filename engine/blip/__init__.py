@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from engine.blip.client import BLIP_SUBPROTOCOL, connect
 from engine.blip.codec import DecodedFrame, FrameDecoder, FrameEncoder
-from engine.blip.connection import BlipConnection, Handler
-from engine.blip.core import ACK_INTERVAL, BlipCore, CoreState
+from engine.blip.connection import BlipConnection
+from engine.blip.core import BlipCore, CoreState
 from engine.blip.errors import (
     BLIP_DOMAIN,
     BlipError,
@@ -28,11 +28,12 @@ from engine.blip.events import (
     MessageReceived,
 )
 from engine.blip.frame import FrameFlags, MessageType
-from engine.blip.incoming import BodyStream, IncomingRequest, OutgoingReply, Response
+from engine.blip.incoming import BodyStream, Handler, IncomingRequest, OutgoingReply, Response
 from engine.blip.limits import BlipLimits
 from engine.blip.message import OutgoingMessage
 from engine.blip.outbox import FRAME_SIZE, MAX_UNACKED, URGENT_FRAME_SIZE
 from engine.blip.properties import decode_properties, encode_properties
+from engine.blip.reassembly import ACK_INTERVAL
 from engine.blip.server import serve
 from engine.blip.varint import decode_varint, encode_varint
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterable, Coroutine, Mapping
 from typing import Any
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from engine.blip.core import BlipCore, CoreState
 from engine.blip.errors import (
@@ -19,50 +20,21 @@ from engine.blip.errors import (
     FatalProtocolError,
     LocalProtocolError,
 )
-from engine.blip.events import BodyReceived, Event, FrameDropped, MessageBegun, MessageReceived
-from engine.blip.frame import NO_REPLY, MessageType
-from engine.blip.incoming import (
-    Body,
-    BodyStream,
-    IncomingRequest,
-    OutgoingReply,
-    Response,
-    _IncomingMessage,
-    error_from_reply,
-)
+from engine.blip.inbox import Inbox
+from engine.blip.incoming import Body, Handler, IncomingRequest, OutgoingReply, Response
 from engine.blip.limits import BlipLimits
 from engine.blip.message import OutgoingMessage
 from engine.blip.outbox import FRAME_SIZE
 from engine.blip.properties import encode_properties
 
-__all__ = ["BlipConnection", "Handler"]
+__all__ = ["BlipConnection"]
 
 logger = logging.getLogger(__name__)
 
-#: async def handler(request) -> OutgoingReply | None
-Handler = Callable[[IncomingRequest], Awaitable[OutgoingReply | None]]
-
-_MSG, _ERR = MessageType.MSG, MessageType.ERR
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 _EMPTY_REPLY = OutgoingReply()
 #: A streaming sender waits while this much of its body is written but not yet framed.
 _SEND_BUFFER = 2 * FRAME_SIZE
-
-
-class _Inflight:
-    """A multi-frame message being received: buffered, streamed, or discarded."""
-
-    __slots__ = ("buffer", "done", "message")
-
-    def __init__(
-        self,
-        message: _IncomingMessage | None,
-        buffer: bytearray | None,
-        done: Callable[[Any], None] | None = None,
-    ) -> None:
-        self.message = message
-        self.buffer = buffer
-        self.done = done
 
 
 class BlipConnection:
@@ -72,13 +44,10 @@ class BlipConnection:
         self._ws = ws
         self.name = name or f"{ws.remote_address}"
         self._core = BlipCore(limits, name=self.name)
-        self._handlers: dict[str, tuple[Handler, bool]] = {}
-        self._default: tuple[Handler, bool] | None = None
         self._profile_blocks: dict[str, bytes] = {}
-        self._pending: dict[int, tuple[asyncio.Future[Response], bool]] = {}
-        self._inflight: dict[tuple[bool, int], _Inflight] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        self._inbox = Inbox(self._core, self._spawn, self._wake.set)
         self._progress = asyncio.Event()
         self._closed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -115,7 +84,8 @@ class BlipConnection:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the WebSocket; pending requests fail with ConnectionClosedError."""
         if not self._closed.is_set():
-            self._closing_locally = True
+            if self._ws.state is State.OPEN:
+                self._closing_locally = True  # else the peer started closing first
             self._usable = False
             await self._ws.close(code, reason)
             if self._reader is None:
@@ -136,11 +106,11 @@ class BlipConnection:
 
     def register_handler(self, profile: str, handler: Handler, *, streaming: bool = False) -> None:
         """Handle requests with this Profile; ``streaming`` handlers read the body as it comes."""
-        self._handlers[profile] = (handler, streaming)
+        self._inbox.handlers[profile] = (handler, streaming)
 
     def set_default_handler(self, handler: Handler | None, *, streaming: bool = False) -> None:
         """Handle requests whose profile has no handler (else: a BLIP 404 error reply)."""
-        self._default = None if handler is None else (handler, streaming)
+        self._inbox.default = None if handler is None else (handler, streaming)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -174,14 +144,14 @@ class BlipConnection:
         future: asyncio.Future[Response] | None = None
         if not no_reply:
             future = asyncio.get_running_loop().create_future()
-            self._pending[msg.number] = (future, stream_response)
+            self._inbox.pending[msg.number] = (future, stream_response)
         self._wake.set()
         try:
             if streaming:
                 await self._pump(msg, body)  # type: ignore[arg-type]
             return None if future is None else await future
         finally:
-            self._pending.pop(msg.number, None)
+            self._inbox.pending.pop(msg.number, None)
 
     async def _pump(self, msg: OutgoingMessage, body: AsyncIterable[bytes]) -> None:
         """Feed a streamed body into the core, never more than a couple of frames ahead."""
@@ -216,13 +186,14 @@ class BlipConnection:
     # -- reading -------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        core = self._core
+        core, recv, dispatch = self._core, self._ws.recv, self._inbox.dispatch
         try:
-            async for data in self._ws:
+            while True:
+                data = await recv()
                 if isinstance(data, str):
                     core.receive_text()
                 core.receive_frame(data)
-                self._dispatch(core.events_received())
+                dispatch(core.events_received())
                 if core.wants_to_send:
                     self._wake.set()
         except FatalProtocolError as exc:
@@ -239,112 +210,6 @@ class BlipConnection:
             await self._ws.close(1011, "internal error")
         finally:
             await self._finish()
-
-    def _dispatch(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, MessageReceived):
-                if event.type is _MSG:
-                    self._request_begun(event.number, event.flags, event.properties, event.body)
-                else:
-                    self._reply_complete(
-                        event.type, event.number, event.flags, event.properties, event.body
-                    )
-            elif isinstance(event, BodyReceived):
-                inflight = self._inflight[event.type is _MSG, event.number]
-                if inflight.buffer is not None:
-                    inflight.buffer += event.data
-                    self._core.release(event.type, event.number, event.credit)
-                elif inflight.message is not None and inflight.message._stream is not None:
-                    inflight.message._stream.feed(event.data, event.credit)
-                else:
-                    self._core.release(event.type, event.number, event.credit)
-            elif isinstance(event, MessageBegun):
-                if event.type is _MSG:
-                    self._request_begun(event.number, event.flags, event.properties, None)
-                else:
-                    self._reply_begun(event.type, event.number, event.flags, event.properties)
-            elif isinstance(event, FrameDropped):
-                if event.type is not None and event.type is not _MSG:
-                    pending = self._pending.get(event.number)
-                    if pending is not None and not pending[0].done():
-                        pending[0].set_exception(event.error)
-            else:  # MessageEnded
-                inflight = self._inflight.pop((event.type is _MSG, event.number))
-                message = inflight.message
-                if message is not None:
-                    if inflight.buffer is not None:
-                        message._body = bytes(inflight.buffer)
-                    elif message._stream is not None:
-                        message._stream.end()
-                    if inflight.done is not None:
-                        inflight.done(message)
-
-    def _request_begun(
-        self, number: int, flags: int, properties: dict[str, str], body: bytes | None
-    ) -> None:
-        entry = self._handlers.get(properties.get("Profile", ""), self._default)
-        if entry is None:
-            if not flags & NO_REPLY:
-                profile = properties.get("Profile", "")
-                self._core.send_error(
-                    number, BLIP_DOMAIN, BlipErrorCode.NOT_FOUND, f"no handler for {profile!r}"
-                )
-            if body is None:
-                self._inflight[True, number] = _Inflight(None, None)
-            return
-        handler, streaming = entry
-        if body is not None:
-            self._spawn(handler, IncomingRequest(number, flags, properties, body))
-        elif streaming:
-            stream = BodyStream(self._releaser(_MSG, number))
-            request = IncomingRequest(number, flags, properties, None, stream)
-            self._inflight[True, number] = _Inflight(request, None)
-            self._spawn(handler, request)
-        else:
-            request = IncomingRequest(number, flags, properties)
-            self._inflight[True, number] = _Inflight(
-                request, bytearray(), lambda msg: self._spawn(handler, msg)
-            )
-
-    def _reply_begun(
-        self, kind: MessageType, number: int, flags: int, properties: dict[str, str]
-    ) -> None:
-        pending = self._pending.get(number)
-        if pending is None or pending[0].done():
-            self._inflight[False, number] = _Inflight(None, None)
-        elif kind is _ERR or not pending[1]:
-            response = Response(number, flags, properties)
-            self._inflight[False, number] = _Inflight(
-                response,
-                bytearray(),
-                lambda msg: self._reply_complete(kind, number, flags, msg.properties, msg.body),
-            )
-        else:
-            stream = BodyStream(self._releaser(kind, number))
-            response = Response(number, flags, properties, None, stream)
-            self._inflight[False, number] = _Inflight(response, None)
-            pending[0].set_result(response)
-
-    def _reply_complete(
-        self, kind: MessageType, number: int, flags: int, properties: dict[str, str], body: bytes
-    ) -> None:
-        pending = self._pending.get(number)
-        if pending is None or pending[0].done():
-            return
-        if kind is _ERR:
-            pending[0].set_exception(error_from_reply(properties, body))
-        else:
-            pending[0].set_result(Response(number, flags, properties, body))
-
-    def _releaser(self, kind: MessageType, number: int) -> Callable[[int], None]:
-        core = self._core
-
-        def release(credit: int) -> None:
-            core.release(kind, number, credit)
-            if core.wants_to_send:
-                self._wake.set()
-
-        return release
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -450,13 +315,7 @@ class BlipConnection:
         error = ConnectionClosedError(
             self.close_code, self.close_reason, by_peer=self.closed_by_peer
         )
-        for future, _ in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        for inflight in self._inflight.values():
-            if inflight.message is not None and inflight.message._stream is not None:
-                inflight.message._stream.fail(error)
-        self._inflight.clear()
+        self._inbox.fail(error)
         self._progress.set()
         current = asyncio.current_task()
         tasks = [t for t in (self._writer, *self._tasks) if t is not None and t is not current]

@@ -17,12 +17,7 @@ from engine.blip.errors import (
     LocalProtocolError,
 )
 from engine.blip.events import (
-    BodyReceived,
     Event,
-    FrameDropped,
-    MessageBegun,
-    MessageEnded,
-    MessageReceived,
 )
 from engine.blip.frame import (
     COMPRESSED,
@@ -34,17 +29,14 @@ from engine.blip.frame import (
     encode_header,
 )
 from engine.blip.limits import BlipLimits
-from engine.blip.message import IncomingMessage, OutgoingMessage
+from engine.blip.message import OutgoingMessage
 from engine.blip.outbox import MAX_UNACKED, URGENT_FRAME_SIZE, Outbox
-from engine.blip.properties import decode_properties, encode_properties
-from engine.blip.varint import decode_varint, varint_complete
+from engine.blip.properties import encode_properties
+from engine.blip.reassembly import Reassembler
 
-__all__ = ["ACK_INTERVAL", "BlipCore", "CoreState"]
+__all__ = ["BlipCore", "CoreState"]
 
 logger = logging.getLogger(__name__)
-
-#: The receiver ACKs a message each time this many more of its bytes arrived (spec §3.7).
-ACK_INTERVAL = 50_000
 
 _MORE = MORE_COMING
 _NO_REPLY = NO_REPLY
@@ -70,12 +62,8 @@ class BlipCore:
         self._encoder = FrameEncoder()
         self._decoder = FrameDecoder(self.limits.max_inflated_frame_size)
         self._max_frame_size = self.limits.max_frame_size
-        self._max_message_size = self.limits.max_message_size
         self._outbox = Outbox(MAX_UNACKED)
-        self._acks: list[bytes] = []
-        self._events: list[Event] = []
         self._next_request = 1
-        self._last_request_in = 0
         # Outgoing messages still being framed, by number, for incoming ACKs.
         self._out_requests: dict[int, OutgoingMessage] = {}
         self._out_replies: dict[int, OutgoingMessage] = {}
@@ -83,8 +71,9 @@ class BlipCore:
         self._awaiting_reply: set[int] = set()
         # Incoming requests we owe a reply to.
         self._owed_replies: set[int] = set()
-        self._in_requests: dict[int, IncomingMessage] = {}
-        self._in_replies: dict[int, IncomingMessage] = {}
+        self._inbox = Reassembler(
+            self.limits, self._awaiting_reply, self._owed_replies, self._frame_error
+        )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -102,17 +91,14 @@ class BlipCore:
         """Stop everything: nothing more is sent or accepted."""
         self.state = CoreState.CLOSED
         self._outbox.clear()
-        self._acks.clear()
+        self._inbox.clear()
         self._out_requests.clear()
         self._out_replies.clear()
-        self._in_requests.clear()
-        self._in_replies.clear()
 
     @property
     def incoming_buffered(self) -> int:
         """Bytes held for incoming messages whose properties are still incomplete."""
-        heads = (m.head for reg in (self._in_requests, self._in_replies) for m in reg.values())
-        return sum(len(head) for head in heads if head is not None)
+        return self._inbox.buffered
 
     @property
     def awaiting_replies(self) -> frozenset[int]:
@@ -218,12 +204,13 @@ class BlipCore:
     @property
     def wants_to_send(self) -> bool:
         """Whether :meth:`frames_to_send` would return anything."""
-        return bool(self._acks) or bool(self._outbox)
+        return bool(self._inbox.acks) or bool(self._outbox)
 
     def frames_to_send(self, max_frames: int = 64, max_bytes: int = 256 << 10) -> list[bytes]:
         """The next frames to transmit, in order; ACKs first."""
-        frames = self._acks
-        self._acks = []
+        inbox = self._inbox
+        frames = inbox.acks
+        inbox.acks = []
         outbox = self._outbox
         encode = self._encoder.encode_after
         total = 0
@@ -252,8 +239,9 @@ class BlipCore:
 
     def events_received(self) -> list[Event]:
         """Events produced by the frames received since the last call."""
-        events = self._events
-        self._events = []
+        inbox = self._inbox
+        events = inbox.events
+        inbox.events = []
         return events
 
     def receive_frame(self, frame: _BytesLike) -> None:
@@ -268,7 +256,7 @@ class BlipCore:
             decoded = self._decoder.decode(frame)
             kind = decoded.flags & 0x07
             if kind <= MessageType.ERR:
-                self._receive_data(
+                self._inbox.receive(
                     DATA_TYPES[kind],
                     decoded.number,
                     decoded.flags,
@@ -278,7 +266,8 @@ class BlipCore:
             elif kind == MessageType.ACKMSG or kind == MessageType.ACKRPY:
                 self._receive_ack(kind == MessageType.ACKMSG, decoded.number, decoded.ack_bytes)
             else:
-                self._drop(None, decoded.number, FrameError(f"unknown message type {kind}"))
+                error = FrameError(f"unknown message type {kind}")
+                self._inbox.drop(None, decoded.number, error)
         except FatalProtocolError:
             self.close()
             raise
@@ -292,15 +281,8 @@ class BlipCore:
 
     def release(self, kind: MessageType, number: int, credit: int) -> None:
         """The consumer is done with ``credit`` frame bytes of a message: ACK when due."""
-        registry = self._in_requests if kind is _MSG else self._in_replies
-        msg = registry.get(number)
-        if msg is None or self._state is not CoreState.OPEN:
-            return
-        msg.released += credit
-        if msg.released - msg.acked >= ACK_INTERVAL:
-            msg.acked = msg.released
-            ack = MessageType.ACKMSG if kind is _MSG else MessageType.ACKRPY
-            self._acks.append(FrameEncoder.encode_ack(number, int(ack) | _ACK_FLAGS, msg.released))
+        if self._state is CoreState.OPEN:
+            self._inbox.release(kind, number, credit)
 
     def _receive_ack(self, of_request: bool, number: int, count: int) -> None:
         # ACKMSG acknowledges one of our requests, ACKRPY one of our replies.
@@ -309,126 +291,8 @@ class BlipCore:
             msg.bytes_acked = min(count, msg.bytes_sent)
             self._outbox.wake(msg)
 
-    def _receive_data(
-        self, kind: MessageType, number: int, flags: int, body: bytes, wire_size: int
-    ) -> None:
-        more = flags & _MORE
-        if kind is _MSG:
-            registry = self._in_requests
-            msg = registry.get(number)
-            if msg is None:
-                if number != self._last_request_in + 1:
-                    return self._drop(kind, number, FrameError(f"unexpected request #{number}"))
-                self._last_request_in = number
-                if not flags & _NO_REPLY:
-                    self._owed_replies.add(number)
-                if not more:
-                    return self._receive_whole(kind, number, flags, body)
-                msg = registry[number] = IncomingMessage(kind, number, flags)
-        else:
-            registry = self._in_replies
-            msg = registry.get(number)
-            if msg is None:
-                if number not in self._awaiting_reply:
-                    return self._drop(kind, number, FrameError(f"unexpected reply #{number}"))
-                if not more:
-                    self._awaiting_reply.discard(number)
-                    return self._receive_whole(kind, number, flags, body)
-                msg = registry[number] = IncomingMessage(kind, number, flags)
-        if not more:
-            del registry[number]
-            if kind is not _MSG:
-                self._awaiting_reply.discard(number)
-        msg.received += wire_size
-        msg.size += len(body)
-        self._check_size(msg.size)
-        data: _BytesLike = body
-        if msg.head is not None:
-            head = msg.head
-            if head:
-                head += body
-                data = head
-            try:
-                split = self._split_properties(data, final=not more)
-            except FrameError as exc:
-                registry.pop(number, None)
-                return self._drop(kind, number, exc)
-            if split is None:
-                if not head:
-                    msg.head = bytearray(body)
-                self.release(kind, number, wire_size)
-                return None
-            msg.properties, data = split
-            msg.head = None
-            if not more:
-                self._events.append(
-                    MessageReceived(msg.type, number, msg.flags, msg.properties, bytes(data))
-                )
-                return None
-            self._events.append(MessageBegun(msg.type, number, msg.flags, msg.properties))
-        if data:
-            self._events.append(BodyReceived(msg.type, number, bytes(data), wire_size))
-        else:
-            self.release(kind, number, wire_size)
-        if not more:
-            self._events.append(MessageEnded(msg.type, number))
-        return None
-
-    def _receive_whole(self, kind: MessageType, number: int, flags: int, body: bytes) -> None:
-        """A message in a single frame: no per-message state needed."""
-        rest: _BytesLike
-        if len(body) > self._max_message_size:
-            self._check_size(len(body))
-        try:
-            if body and body[0] < 0x80 and len(body) > body[0]:
-                # The common case, inlined: a properties block shorter than 128 bytes.
-                end = body[0] + 1
-                properties = decode_properties(body[1:end]) if end > 1 else {}
-                rest = body[end:]
-            else:
-                split = self._split_properties(body, final=True)
-                assert split is not None
-                properties, rest = split
-        except FrameError as exc:
-            return self._drop(kind, number, exc)
-        self._events.append(MessageReceived(kind, number, flags, properties, bytes(rest)))
-        return None
-
-    def _check_size(self, size: int) -> None:
-        if size > self.limits.max_message_size:
-            raise LimitExceededError(
-                f"incoming message exceeds {self.limits.max_message_size} bytes"
-            )
-
-    def _split_properties(
-        self, data: _BytesLike, *, final: bool
-    ) -> tuple[dict[str, str], _BytesLike] | None:
-        """Properties and the body after them; None if more frames must come first."""
-        if data and data[0] < 0x80:
-            length, pos = data[0], 1
-        elif varint_complete(data):
-            length, pos = decode_varint(data)
-        elif final:
-            raise FrameError("message ends inside the properties length")
-        else:
-            return None
-        if length > self.limits.max_properties_size:
-            raise LimitExceededError(
-                f"properties of {length} bytes exceed {self.limits.max_properties_size}"
-            )
-        end = pos + length
-        if len(data) < end:
-            if final:
-                raise FrameError("properties length is longer than the message")
-            return None
-        if isinstance(data, bytes):
-            return (decode_properties(data[pos:end]) if length else {}), data[end:]
-        view = memoryview(data)
-        return (decode_properties(view[pos:end]) if length else {}), view[end:]
-
-    def _drop(self, kind: MessageType | None, number: int, error: FrameError) -> None:
+    def _frame_error(self, kind: MessageType | None, number: int, error: FrameError) -> None:
         logger.warning("blip %s: dropped a frame: %s", self.name, error)
-        self._events.append(FrameDropped(kind, number, error))
         if kind is _MSG and number in self._owed_replies:
             # The sender would wait forever for a reply to a request we could not read.
             self.send_error(number, BLIP_DOMAIN, BlipErrorCode.BAD_REQUEST, str(error))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,15 @@ import orjson
 from engine.blip.errors import BLIP_DOMAIN, BlipError, BlipErrorCode, LocalProtocolError
 from engine.blip.frame import COMPRESSED, NO_REPLY, URGENT
 
-__all__ = ["BodyStream", "IncomingRequest", "OutgoingReply", "Response", "error_from_reply"]
+__all__ = [
+    "Body",
+    "BodyStream",
+    "Handler",
+    "IncomingRequest",
+    "OutgoingReply",
+    "Response",
+    "error_from_reply",
+]
 
 #: Body of an outgoing message: bytes, or an async iterator of bytes to stream.
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes]
@@ -193,3 +201,7 @@ def error_from_reply(properties: Mapping[str, str], body: bytes) -> BlipError:
         code = BlipErrorCode.UNSPECIFIED
     domain = properties.get("Error-Domain", BLIP_DOMAIN)
     return BlipError(domain, code, body.decode("utf-8", "replace"), properties=extra)
+
+
+#: async def handler(request) -> OutgoingReply | None
+Handler = Callable[[IncomingRequest], Awaitable[OutgoingReply | None]]
