@@ -226,9 +226,7 @@ class BlipConnection:
             message = f"handler failed: {type(exc).__name__}"
             self._reply_error(request, BLIP_DOMAIN, BlipErrorCode.HANDLER_FAILED, message, None)
         else:
-            if request.no_reply or not self._usable:
-                pass
-            else:
+            if not request.no_reply and self._usable:
                 streamed = self._send_reply(request, reply or _EMPTY_REPLY)
                 if streamed is not None:
                     await streamed
@@ -246,7 +244,7 @@ class BlipConnection:
         message: str,
         properties: Mapping[str, str] | None,
     ) -> None:
-        if request.no_reply or self._closed.is_set():
+        if request.no_reply or not self._usable:
             return
         self._core.send_error(request.number, domain, code, message, properties)
         self._wake.set()
