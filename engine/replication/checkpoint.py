@@ -17,32 +17,40 @@ class SequenceTracker:
     """Sequences begun in order and finished in any order; `safe` is the checkpoint.
 
     `safe` is the last sequence of the longest prefix that is entirely finished, so a
-    restart from it re-sends nothing already acknowledged before that point.
+    restart from it re-sends nothing already acknowledged before that point. A sequence
+    may be begun several times (a document's branches share its sequence); it is
+    finished when every one of them is.
     """
 
-    __slots__ = ("_done", "_order", "_pending", "safe")
+    __slots__ = ("_order", "_pending", "safe")
 
     def __init__(self, start: Any = None) -> None:
         self.safe: Any = start
         self._order: deque[Hashable] = deque()
-        self._pending: set[Hashable] = set()
-        self._done: set[Hashable] = set()
+        self._pending: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return sum(1 for count in self._pending.values() if count)
 
     def begin(self, seq: Hashable) -> None:
-        self._order.append(seq)
-        self._pending.add(seq)
+        count = self._pending.get(seq)
+        if count is None:
+            self._order.append(seq)
+            self._pending[seq] = 1
+        else:
+            self._pending[seq] = count + 1
 
     def finish(self, seq: Hashable) -> None:
-        if seq not in self._pending:
+        count = self._pending.get(seq)
+        if count is None:
             return
-        self._pending.discard(seq)
-        self._done.add(seq)
-        while self._order and self._order[0] in self._done:
+        if count > 1:
+            self._pending[seq] = count - 1
+            return
+        self._pending[seq] = 0
+        while self._order and self._pending.get(self._order[0]) == 0:
             head = self._order.popleft()
-            self._done.discard(head)
+            del self._pending[head]
             self.safe = head
 
     def skip(self, seq: Hashable) -> None:
@@ -51,7 +59,7 @@ class SequenceTracker:
         self.finish(seq)
 
     def pending(self) -> set[Hashable]:
-        return set(self._pending)
+        return {seq for seq, count in self._pending.items() if count}
 
 
 def checkpoint_id(local_uuid: str, remote_key: str, collection: str, options: Any) -> str:

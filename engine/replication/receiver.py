@@ -70,6 +70,8 @@ class Receiver:
 
     async def on_changes(self, request: IncomingRequest) -> OutgoingReply | None:
         self._refuse_if_read_only()
+        if self.session.options.conflict_free and not self.session.active:
+            raise BlipError("BLIP", 409, "this peer is conflict-free: use proposeChanges")
         entries = decode_changes(request.body)
         if not entries:
             self.caught_up = True
@@ -276,15 +278,17 @@ class Receiver:
 
 
 def _apply_resolution(coll: Any, doc_id: str, conflict: Conflict, winner: Document | None) -> None:
-    """Keep the remote branch; put the resolved body on top of it unless it is the remote's."""
-    remote = conflict.remote_document
+    """Keep the remote branch; put the resolved body on top of it unless it is the remote's.
+
+    The other branches end in closing tombstones. Every step makes deterministic revIDs,
+    so peers resolving the same conflict the same way make the same revisions.
+    """
     if winner is None:
-        if remote is None:
+        if conflict.remote_document is None:  # the remote deletion wins as it is
             coll.resolve_conflict(doc_id, conflict.remote_rev_id)
         else:
             coll.resolve_conflict(doc_id, conflict.remote_rev_id, delete=True)
-        return
-    if isinstance(winner, MutableDocument) or winner.rev_id != conflict.remote_rev_id:
+    elif isinstance(winner, MutableDocument) or winner.rev_id != conflict.remote_rev_id:
         coll.resolve_conflict(doc_id, conflict.remote_rev_id, winner.properties)
     else:
         coll.resolve_conflict(doc_id, conflict.remote_rev_id)

@@ -443,7 +443,7 @@ class Replicator:
                     ctx,
                     since=cp.local,
                     continuous=cfg.continuous,
-                    propose=True,
+                    propose=False,
                     doc_ids=ctx.config.document_ids,
                 )
                 if cfg.replicator_type.pull and not cfg.continuous:
@@ -459,7 +459,9 @@ class Replicator:
             props["since"] = _json(cp.remote).decode()
         if self.config.continuous:
             props["continuous"] = "true"
-        if cp.remote is None and await self.db.run(lambda: cp.ctx.collection.count) == 0:
+        # Tombstones are useless only to a collection that never held anything (a
+        # tombstone-only collection must still learn the peer's other deletions).
+        if cp.remote is None and await self.db.run(lambda: cp.ctx.collection.last_sequence) == 0:
             props["activeOnly"] = "true"
         body = b""
         if cp.ctx.config.document_ids:

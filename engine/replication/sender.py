@@ -1,7 +1,9 @@
 """The sending side of one collection: announces changes, then sends the wanted `rev`s.
 
-The active replicator pushes with `proposeChanges` (as Couchbase Lite does); the passive
-peer answers a `subChanges` with `changes`. Both then send `rev` messages.
+The active replicator offers its changes with `changes` (every branch end, so peers that
+accept branches converge on the same revision trees) and switches to `proposeChanges` when
+the peer is conflict-free (Couchbase Lite answers `changes` with 409); the passive peer
+answers a `subChanges` with `changes`. Both then send `rev` messages.
 """
 
 from __future__ import annotations
@@ -105,12 +107,15 @@ class Sender:
         while True:
             self._wake.clear()
             changes: list[Change] = await db.run(
-                self.ctx.collection.changes_since, last, self.batch_size
+                self.ctx.collection.changes_since,
+                last,
+                self.batch_size,
+                all_leaves=not self.propose,
             )
             if changes:
                 last = changes[-1].sequence
                 await self._announce(changes, skip_deleted=initial and self.active_only)
-            if len(changes) == self.batch_size:
+            if len({c.sequence for c in changes}) == self.batch_size:
                 continue
             initial = False
             await self._drain()
@@ -123,7 +128,7 @@ class Sender:
                 await self._wake.wait()
                 self.caught_up = False
                 continue
-            if self._hold is not None and not self._hold.is_set():
+            if self._hold is not None:
                 await self._hold.wait()
                 self._hold = None
                 continue  # conflict resolutions made while pulling get pushed now
@@ -209,47 +214,25 @@ class Sender:
 
     async def _exchange(self, changes: list[Change], known: dict[str, str]) -> None:
         """Send one changes/proposeChanges message and the revisions the peer wants."""
+        props = self.ctx.collection_property()
         try:
-            props = self.ctx.collection_property()
-            if self.propose:
-                proposals = [
-                    ProposedChange(c.doc_id, c.rev_id, known.get(c.doc_id, ""), c.body_size)
-                    for c in changes
-                ]
-                props["conflictIncludesRev"] = "true"
-                reply = await self.session.conn.send_request(
-                    "proposeChanges",
-                    props,
-                    encode_proposals(proposals),
-                    urgent=True,
-                    compressed=True,
-                )
-                assert reply is not None
-                verdicts = decode_propose_reply(reply.body, len(changes))
-                wanted: list[tuple[Change, list[str]]] = []
-                for change, (status, rev) in zip(changes, verdicts, strict=True):
-                    server = known.get(change.doc_id)
-                    if status == 0:
-                        wanted.append((change, [server] if server else []))
-                    else:
-                        self._not_sent(change, status, rev)
-            else:
-                entries = [
-                    ChangeEntry(c.sequence, c.doc_id, c.rev_id, c.deleted, c.body_size)
-                    for c in changes
-                ]
-                reply = await self.session.conn.send_request(
-                    "changes", props, encode_changes(entries), urgent=True, compressed=True
-                )
-                assert reply is not None
-                wants = decode_changes_reply(reply.body, len(changes))
-                wanted = []
-                for change, want in zip(changes, wants, strict=True):
-                    if want is None:
-                        self._not_sent(change, 304, None)
-                    else:
-                        wanted.append((change, want))
-            self._read_reply_properties(reply.properties)
+            wanted: list[tuple[Change, list[str]]] | None = None
+            if not self.propose and self.session.peer_conflict_free:
+                self.propose = True
+                changes = self._current_only(changes)
+            if not self.propose:
+                try:
+                    wanted = await self._offer_changes(changes, props)
+                except BlipError as exc:
+                    if exc.code != 409 or not self.session.active:
+                        raise
+                    # A conflict-free peer (Couchbase Lite) refuses `changes` with 409:
+                    # propose instead, resending this batch (spec: Algorithm, Push 3).
+                    self.session.peer_conflict_free = True
+                    self.propose = True
+                    changes = self._current_only(changes)
+            if wanted is None:
+                wanted = await self._propose(changes, props, known)
         except BlipError as exc:
             if exc.code == 403:
                 raise ForbiddenError(
@@ -260,6 +243,65 @@ class Sender:
             self._changes_slots.release()
         if wanted:
             await self._send_revs(wanted)
+
+    async def _offer_changes(
+        self, changes: list[Change], props: dict[str, str]
+    ) -> list[tuple[Change, list[str]]]:
+        entries = [
+            ChangeEntry(c.sequence, c.doc_id, c.rev_id, c.deleted, c.body_size) for c in changes
+        ]
+        reply = await self.session.conn.send_request(
+            "changes", props, encode_changes(entries), urgent=True, compressed=True
+        )
+        assert reply is not None
+        self._read_reply_properties(reply.properties)
+        wants = decode_changes_reply(reply.body, len(changes))
+        wanted = []
+        for change, want in zip(changes, wants, strict=True):
+            if want is None:
+                self._not_sent(change, 304, None)
+            else:
+                wanted.append((change, want))
+        return wanted
+
+    async def _propose(
+        self, changes: list[Change], props: dict[str, str], known: dict[str, str]
+    ) -> list[tuple[Change, list[str]]]:
+        proposals = [
+            ProposedChange(c.doc_id, c.rev_id, known.get(c.doc_id, ""), c.body_size)
+            for c in changes
+        ]
+        reply = await self.session.conn.send_request(
+            "proposeChanges",
+            {**props, "conflictIncludesRev": "true"},
+            encode_proposals(proposals),
+            urgent=True,
+            compressed=True,
+        )
+        assert reply is not None
+        self._read_reply_properties(reply.properties)
+        verdicts = decode_propose_reply(reply.body, len(changes))
+        wanted = []
+        for change, (status, rev) in zip(changes, verdicts, strict=True):
+            server = known.get(change.doc_id)
+            if status == 0:
+                wanted.append((change, [server] if server else []))
+            else:
+                self._not_sent(change, status, rev)
+        return wanted
+
+    def _current_only(self, changes: list[Change]) -> list[Change]:
+        """Drop the extra branch ends a conflict-free peer cannot take."""
+        seen: set[str] = set()
+        out = []
+        for change in changes:
+            if change.doc_id in seen:
+                self.tracker.finish(change.sequence)
+                self.session.events.add_completed(1)
+            else:
+                seen.add(change.doc_id)
+                out.append(change)
+        return out
 
     def _read_reply_properties(self, props: dict[str, str]) -> None:
         if flag(props, "deltas"):

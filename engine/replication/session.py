@@ -45,6 +45,9 @@ class Mode(enum.Enum):
 class SessionOptions:
     read_only: bool = False
     delta_sync: bool = False
+    #: Refuse `changes` with 409 and take only `proposeChanges`, as a Couchbase Lite
+    #: listener does: the pusher must resolve conflicts before pushing.
+    conflict_free: bool = False
 
 
 class SessionEvents:
@@ -120,6 +123,8 @@ class ReplicationSession:
         self.remote_id = remote_id
         self.stats = ReplicationStatistics()
         self.mode = mode
+        #: The peer refused `changes` with 409: it only takes `proposeChanges`.
+        self.peer_conflict_free = False
         self.served = {c.full_name: c for c in collections}
         self.contexts: list[CollectionContext | None] = []
         self.error: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()

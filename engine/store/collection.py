@@ -12,7 +12,7 @@ from engine.store.names import check_doc_id
 from engine.store.observers import CollectionChange, DocumentChange, ListenerToken
 from engine.store.replication_api import ReplicationAPI
 from engine.store.revid import canonical_json, new_rev_id
-from engine.store.revtree import RevTree
+from engine.store.revtree import CLOSE_BODY, RevTree
 from engine.store.schema import DELETED
 
 TOMBSTONE_BODY = b"{}"
@@ -147,16 +147,17 @@ class Collection(ReplicationAPI):
 
     @staticmethod
     def _close_other_branches(tree: RevTree, keep: int) -> None:
-        """Close every other branch: live ones end in a tombstone (how a merge resolves)."""
+        """End every other open branch with a closing tombstone (how a merge resolves).
+
+        The tombstone's revID depends only on its parent, so peers resolving the same
+        conflict the same way create the same revision.
+        """
         for leaf in tree.leaves():
             rev = tree.revs[leaf]
             if leaf == keep or rev.closed:
                 continue
-            if rev.deleted:
-                rev.closed = True
-            else:
-                tomb = new_rev_id(rev.rev_id, True, TOMBSTONE_BODY)
-                tree.add_child(leaf, tomb, True, TOMBSTONE_BODY, closed=True)
+            tomb = new_rev_id(rev.rev_id, True, CLOSE_BODY)
+            tree.add_child(leaf, tomb, True, CLOSE_BODY, closed=True)
 
     def resolve_conflict(
         self,

@@ -66,12 +66,10 @@ class InsertResult:
     sequence: int = 0
     #: True if refused because it would have created a conflict (`no_conflicts`).
     rejected: bool = False
-    #: Leaves not closed by a conflict resolution, current first (2+ means a conflict).
+    #: Leaves not closed by a conflict resolution, current first.
     open_leaves: tuple[str, ...] = ()
-
-    @property
-    def conflicted(self) -> bool:
-        return len(self.open_leaves) > 1
+    #: Two or more open branches, at least one live: the active side must resolve it.
+    conflicted: bool = False
 
 
 class ReplicationAPI(KVTable):
@@ -85,8 +83,15 @@ class ReplicationAPI(KVTable):
         limit: int | None = None,
         *,
         active_only: bool = False,
+        all_leaves: bool = False,
     ) -> list[Change]:
-        """Current revisions of documents changed after sequence `since`, in order."""
+        """Current revisions of documents changed after sequence `since`, in order.
+
+        With `all_leaves`, a document's other branch ends follow its current revision
+        (same sequence): a peer that accepts branches needs them to converge.
+        """
+        if all_leaves:
+            return self._changes_with_leaves(since, limit, active_only)
         sql = f"SELECT seq, doc_id, rev, flags, length(body) FROM {self._table} WHERE seq > ?"
         if active_only:
             sql += f" AND (flags & {DELETED}) = 0"
@@ -98,6 +103,24 @@ class ReplicationAPI(KVTable):
         with self.database._read():
             rows = self._conn.execute(sql, params).fetchall()
         return [Change(s, d, r, bool(f & DELETED), n) for s, d, r, f, n in rows]
+
+    def _changes_with_leaves(
+        self, since: int, limit: int | None, active_only: bool
+    ) -> list[Change]:
+        sql = f"SELECT seq, doc_id, rev, flags, body, tree FROM {self._table} WHERE seq > ?"
+        if active_only:
+            sql += f" AND (flags & {DELETED}) = 0"
+        sql += " ORDER BY seq LIMIT ?"
+        with self.database._read():
+            rows = self._conn.execute(sql, (since, -1 if limit is None else limit)).fetchall()
+        out: list[Change] = []
+        for seq, doc_id, rev, flags, body, tree in rows:
+            if tree is None:
+                out.append(Change(seq, doc_id, rev, bool(flags & DELETED), len(body)))
+                continue
+            for leaf in RevTree.decode(rev, bool(flags & DELETED), body, tree).leaf_revisions():
+                out.append(Change(seq, doc_id, leaf.rev_id, leaf.deleted, len(leaf.body or b"")))
+        return out
 
     @property
     def last_sequence(self) -> int:
@@ -282,6 +305,7 @@ class ReplicationAPI(KVTable):
                         tuple(tree.conflicts()),
                         seq,
                         open_leaves=tuple(tree.open_leaves()),
+                        conflicted=tree.in_conflict(),
                     )
                 )
         return results

@@ -17,6 +17,11 @@ from engine.store.revid import generation, winner_key
 
 NO_PARENT = -1
 
+#: Body of the tombstone that closes a branch which lost a conflict. It is an ordinary
+#: revision (it replicates), recognisable on every peer, so all of them agree the branch
+#: is closed and not a deletion racing an edit.
+CLOSE_BODY = b'{"closedConflict":true}'
+
 
 @dataclass(slots=True)
 class Revision:
@@ -26,7 +31,7 @@ class Revision:
     parent: int
     deleted: bool
     body: bytes | None  # canonical JSON, or None once pruned
-    closed: bool = False  # the tombstone ending a branch that lost a conflict
+    closed: bool = False  # a CLOSE_BODY tombstone ending a branch that lost a conflict
 
 
 class RevTree:
@@ -107,6 +112,16 @@ class RevTree:
         rest = [self.revs[i].rev_id for i in self.leaves() if i != cur and not self.revs[i].closed]
         return [self.revs[cur].rev_id, *rest] if not self.revs[cur].closed else rest
 
+    def in_conflict(self) -> bool:
+        """Two or more open branches, at least one of them live."""
+        open_leaves = [i for i in self.leaves() if not self.revs[i].closed]
+        return len(open_leaves) > 1 and any(not self.revs[i].deleted for i in open_leaves)
+
+    def leaf_revisions(self) -> list[Revision]:
+        """Every leaf, current first (what a peer needs to converge on the same tree)."""
+        cur = self.current()
+        return [self.revs[cur]] + [self.revs[i] for i in self.leaves() if i != cur]
+
     def history(self, index: int, limit: int | None = None) -> list[str]:
         """RevIDs from `index` back to its root, newest first."""
         out: list[str] = []
@@ -146,7 +161,8 @@ class RevTree:
             missing.append(ancestor)
         for ancestor in reversed(missing):
             anchor = self.add_child(anchor, ancestor, False, None)
-        return self.add_child(anchor, rev_id, deleted, body), True
+        closed = deleted and body == CLOSE_BODY
+        return self.add_child(anchor, rev_id, deleted, body, closed), True
 
     def mark_remote(self, remote_id: int, rev_id: str) -> None:
         """Remember that remote `remote_id` has `rev_id` (its body is kept for deltas)."""

@@ -317,12 +317,13 @@ async def test_conflict_deletion_wins_and_custom_resolver(make_db: Any, make_pee
     assert snapshot(coll) == snapshot(scoll)
 
 
-async def test_push_only_conflict_reported_per_document(make_db: Any, make_peer: Any) -> None:
+async def test_push_to_conflict_free_peer_reports_conflicts(make_db: Any, make_peer: Any) -> None:
     client, server = make_db("client"), make_db("server")
     coll, scoll = client.default_collection(), server.default_collection()
     scoll.save(MutableDocument("x", {"v": "server"}))
     coll.save(MutableDocument("x", {"v": "client"}))
-    peer = await make_peer(server)
+    coll.save(MutableDocument("y", {"v": "only on the client"}))
+    peer = await make_peer(server, conflict_free=True)
     events: list[DocumentReplication] = []
     from engine.replication import Replicator, ReplicatorConfiguration, URLEndpoint
 
@@ -333,10 +334,29 @@ async def test_push_only_conflict_reported_per_document(make_db: Any, make_peer:
     replicator.start()
     status = await replicator.wait_stopped(30)
     assert status.error is None
-    docs = [d for e in events for d in e.documents]
-    assert len(docs) == 1 and docs[0].id == "x" and docs[0].error is not None
-    assert "conflict" in str(docs[0].error)
+    docs = {d.id: d for e in events for d in e.documents}
+    assert set(docs) == {"x", "y"} and docs["y"].error is None
+    assert docs["x"].error is not None and "conflict" in str(docs["x"].error)
     assert scoll.get_document("x")["v"] == "server"  # type: ignore[index]
+    assert scoll.get_document("x").conflicts == ()  # type: ignore[union-attr]
+    assert scoll.get_document("y") is not None
+    assert replicator.status.progress.completed == replicator.status.progress.total == 2
+
+
+async def test_push_conflict_to_peerbase_peer_is_kept_as_a_branch(
+    make_db: Any, make_peer: Any
+) -> None:
+    client, server = make_db("client"), make_db("server")
+    coll, scoll = client.default_collection(), server.default_collection()
+    scoll.save(MutableDocument("x", {"v": "server"}))
+    coll.save(MutableDocument("x", {"v": "client"}))
+    peer = await make_peer(server)
+    _, status = await replicate(peer.url, [coll], PUSH)
+    assert status.error is None
+    doc = scoll.get_document("x")
+    assert doc is not None and len(doc.conflicts) == 1  # both edits kept
+    bodies = {scoll.read_revision("x", r).body for r in (doc.rev_id, *doc.conflicts)}  # type: ignore[union-attr]
+    assert bodies == {b'{"v":"server"}', b'{"v":"client"}'}
 
 
 async def test_passive_keeps_conflicts_it_receives_through_changes(
