@@ -10,6 +10,7 @@ from engine.blip import (
     ACK_INTERVAL,
     FRAME_SIZE,
     MAX_UNACKED,
+    URGENT_FRAME_SIZE,
     BlipCore,
     BlipLimits,
     CoreState,
@@ -247,3 +248,27 @@ def test_decoding_matches_encoding_across_many_frames() -> None:
     assert zlib.crc32(b"".join(b"\x00" + bytes([n]) * n for n in range(1, 50))) == (
         encoder.checksum
     )
+
+
+def test_frames_are_16k_or_4k_for_urgent_messages() -> None:
+    client = BlipCore()
+    client.send_request(None, bytes(40_000))
+    client.send_request(None, bytes(10_000), urgent=True)
+    sizes: dict[int, list[int]] = {1: [], 2: []}
+    for frame in client.frames_to_send(max_frames=100):
+        number, _, pos = decode_header(frame)
+        sizes[number].append(len(frame) - pos - 4)
+    assert sizes[1] == [FRAME_SIZE, FRAME_SIZE, 40_001 - 2 * FRAME_SIZE]
+    assert sizes[2] == [URGENT_FRAME_SIZE, URGENT_FRAME_SIZE, 10_001 - 2 * URGENT_FRAME_SIZE]
+
+
+def test_urgent_message_begins_in_order_then_gets_every_other_frame() -> None:
+    client = BlipCore()
+    for _ in range(3):
+        client.send_request(None, bytes(100_000))
+    client.send_request(None, bytes(20_000), urgent=True)  # five 4 KB frames
+    order = [decode_header(f)[0] for f in client.frames_to_send(max_frames=100)]
+    # #4 is begun after #1-#3 (spec §2); requeued, it goes after the first normal message.
+    assert order[:12] == [1, 2, 3, 4, 1, 4, 2, 4, 3, 4, 1, 4]
+    assert 4 not in order[12:]
+    assert sorted(set(order[12:])) == [1, 2, 3]
