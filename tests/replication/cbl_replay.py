@@ -446,7 +446,8 @@ class PassiveReplay:
             if kind == "tcpOpen":
                 current = line["conn"]
                 counts = {}
-                out.append(("open", current))
+                if current in self.rec.conns:  # not the ones refused at the HTTP upgrade
+                    out.append(("open", current))
             elif kind == "proxyHold":
                 hold_msg = line["msgNo"]
                 self._hold[hold_msg] = []
