@@ -51,7 +51,7 @@ from engine.listener.interfaces import (
     resolve_interface,
     url_host,
 )
-from engine.replication import ReplicationSession, SessionEvents, SessionOptions
+from engine.replication import SERVER_HEADER, ReplicationSession, SessionEvents, SessionOptions
 from engine.tls import IdentityExpiredError, TLSIdentity, fingerprint, peer_certificate_chain
 
 __all__ = ["ConnectionInfo", "ListenerStatus", "URLEndpointListener"]
@@ -237,6 +237,7 @@ class URLEndpointListener:
                     process_request=self._process_request,
                     open_timeout=cfg.open_timeout,
                     close_timeout=CLOSE_TIMEOUT,
+                    server_header=SERVER_HEADER,
                 )
                 self._servers.append(server)
         except BaseException:

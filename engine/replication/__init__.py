@@ -22,7 +22,14 @@ from engine.replication.errors import (
     TransientError,
 )
 from engine.replication.replicator import Replicator
-from engine.replication.session import Mode, ReplicationSession, SessionEvents, SessionOptions
+from engine.replication.session import (
+    SERVER_HEADER,
+    Mode,
+    ReplicationSession,
+    SessionEvents,
+    SessionOptions,
+    peer_accepts_branches,
+)
 from engine.replication.status import (
     ActivityLevel,
     DocumentFlags,
@@ -34,6 +41,7 @@ from engine.replication.status import (
 )
 
 __all__ = [
+    "SERVER_HEADER",
     "ActivityLevel",
     "AuthenticationError",
     "BasicAuthenticator",
@@ -66,4 +74,5 @@ __all__ = [
     "URLEndpoint",
     "checkpoint_id",
     "default_resolver",
+    "peer_accepts_branches",
 ]

@@ -38,7 +38,8 @@ async def fetch_blob(
     conn: BlipConnection, db: Database, digest: str, doc_id: str, collection: int | None
 ) -> int:
     """Fetch a blob with `getAttachment` and store it; returns its length."""
-    props = {"digest": digest, "docID": doc_id}
+    # As Couchbase Lite asks: the peer may then deflate the blob on the wire.
+    props = {"digest": digest, "docID": doc_id, "compress": "true"}
     if collection is not None:
         props["collection"] = str(collection)
     response = await conn.send_request("getAttachment", props, stream_response=True)

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 _SPECIAL = ("_id", "_rev", "_deleted", "_revisions", "_exp")
 
+#: History length asked of peers (LiteCore's default depth): enough to reach our current
+#: revision after many offline edits; the store prunes to its own depth afterwards.
+MAX_HISTORY = 50
+
 
 class Receiver:
     """Handles incoming changes and revisions for one collection of a session."""
@@ -56,7 +60,8 @@ class Receiver:
         return self.caught_up and not self._expected and not self.inserter.busy
 
     def _reply_properties(self) -> dict[str, str]:
-        props = {"maxHistory": str(self.session.db.max_rev_tree_depth), "blobs": "true"}
+        depth = max(MAX_HISTORY, self.session.db.max_rev_tree_depth)
+        props = {"maxHistory": str(depth), "blobs": "true"}
         if self._first_reply and self.session.options.delta_sync:
             props["deltas"] = "true"
         self._first_reply = False

@@ -34,6 +34,7 @@ from engine.replication.session import (
     ReplicationSession,
     SessionEvents,
     SessionOptions,
+    peer_accepts_branches,
 )
 from engine.replication.status import (
     TRANSITIONS,
@@ -304,6 +305,9 @@ class Replicator:
                 configs=configs,
                 mode=Mode.COLLECTIONS if named else Mode.LEGACY,
             )
+            response = getattr(conn.websocket, "response", None)
+            server = response.headers.get("Server") if response is not None else None
+            session.peer_conflict_free = not peer_accepts_branches(server)
             self._session = session
             checkpoints = [
                 _Checkpoint(

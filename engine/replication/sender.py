@@ -66,7 +66,7 @@ class Sender:
         self.since = since
         self.continuous = continuous
         self.batch_size = max(1, min(batch_size, 1000))
-        self.propose = propose
+        self.propose = propose or (session.active and session.peer_conflict_free)
         self.active_only = active_only
         self.doc_ids = set(doc_ids) if doc_ids else None
         self.tracker = tracker or SequenceTracker(since)
@@ -78,6 +78,7 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._hold: asyncio.Event | None = None
+        self._offered = False
 
     @property
     def idle(self) -> bool:
@@ -121,7 +122,10 @@ class Sender:
             await self._drain()
             if not announced:
                 announced = True
-                await self._send_caught_up()
+                # The passive side always marks "caught up"; an active pusher does only
+                # when it had nothing to offer (as Couchbase Lite does).
+                if not self.session.active or not self._offered:
+                    await self._send_caught_up()
             self.caught_up = True
             self.session.check_idle()
             if self.continuous:
@@ -162,6 +166,7 @@ class Sender:
         if not selected:
             return
         await self._changes_slots.acquire()
+        self._offered = True
         self.caught_up = False
         self._spawn(self._exchange(selected, known))
 
@@ -217,7 +222,7 @@ class Sender:
         props = self.ctx.collection_property()
         try:
             wanted: list[tuple[Change, list[str]]] | None = None
-            if not self.propose and self.session.peer_conflict_free:
+            if not self.propose and self.session.active and self.session.peer_conflict_free:
                 self.propose = True
                 changes = self._current_only(changes)
             if not self.propose:

@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 
 MARK_FLUSH_INTERVAL = 0.25
 
+#: `Server` header of a Peerbase passive peer's WebSocket upgrade response. Such a peer
+#: accepts conflicting branches through `changes`, which lets peers converge on the same
+#: revision trees; anything else (Couchbase Lite) gets `proposeChanges`.
+SERVER_HEADER = "Peerbase/0.1 (BLIP_3+CBMobile_3; accepts-branches)"
+
+
+def peer_accepts_branches(server_header: str | None) -> bool:
+    return bool(server_header) and "accepts-branches" in str(server_header)
+
 
 class Mode(enum.Enum):
     """Legacy (default collection, `getCheckpoint` first) or collection-aware."""
@@ -123,8 +132,8 @@ class ReplicationSession:
         self.remote_id = remote_id
         self.stats = ReplicationStatistics()
         self.mode = mode
-        #: The peer refused `changes` with 409: it only takes `proposeChanges`.
-        self.peer_conflict_free = False
+        #: The peer only takes `proposeChanges` (Couchbase Lite, or it refused `changes`).
+        self.peer_conflict_free = True
         self.served = {c.full_name: c for c in collections}
         self.contexts: list[CollectionContext | None] = []
         self.error: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()

@@ -10,6 +10,7 @@ import pytest
 
 from engine import blip
 from engine.replication import (
+    SERVER_HEADER,
     ReplicationSession,
     Replicator,
     ReplicatorConfiguration,
@@ -42,7 +43,7 @@ class Peer:
                 )
             )
 
-        self.server = await blip.serve(on_connection, "127.0.0.1", 0)
+        self.server = await blip.serve(on_connection, "127.0.0.1", 0, server_header=SERVER_HEADER)
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}/{self.db.name}"
 
