@@ -186,7 +186,7 @@ class BlipConnection:
     # -- reading -------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        core, recv, dispatch = self._core, self._ws.recv, self._inbox.dispatch
+        core, recv, send, dispatch = self._core, self._ws.recv, self._ws.send, self._inbox.dispatch
         try:
             while True:
                 data = await recv()
@@ -195,6 +195,9 @@ class BlipConnection:
                 core.receive_frame(data)
                 dispatch(core.events_received())
                 if core.wants_to_send:
+                    # ACKs go out at once: the sender is stalled until it gets them (spec §3.7).
+                    for ack in core.acks_to_send():
+                        await send(ack)
                     self._wake.set()
         except FatalProtocolError as exc:
             logger.warning("blip %s: fatal protocol error: %s", self.name, exc)

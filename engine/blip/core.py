@@ -201,6 +201,13 @@ class BlipCore:
         if self._state is not CoreState.OPEN:
             raise LocalProtocolError("the BLIP connection is closed")
 
+    def acks_to_send(self) -> list[bytes]:
+        """Only the ACK frames that are due: they may jump ahead of everything else."""
+        inbox = self._inbox
+        acks = inbox.acks
+        inbox.acks = []
+        return acks
+
     @property
     def wants_to_send(self) -> bool:
         """Whether :meth:`frames_to_send` would return anything."""
