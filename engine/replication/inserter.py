@@ -22,6 +22,8 @@ class Inserter:
         self._remote_id = remote_id
         self._queue: list[tuple[RevisionInsert, asyncio.Future[InsertResult]]] = []
         self._worker: asyncio.Task[None] | None = None
+        #: The longest the queue of revisions waiting to be stored has been.
+        self.max_queued = 0
 
     @property
     def busy(self) -> bool:
@@ -31,6 +33,7 @@ class Inserter:
         """Store `item` (durably, with others) and return what happened."""
         future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
+        self.max_queued = max(self.max_queued, len(self._queue))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="rev-inserter")
         return await future

@@ -79,6 +79,9 @@ class Sender:
         self._wake = asyncio.Event()
         self._hold: asyncio.Event | None = None
         self._offered = False
+        #: Revision bodies read and not yet acknowledged (now, and the most ever).
+        self.bodies_held = 0
+        self.max_bodies_held = 0
 
     @property
     def idle(self) -> bool:
@@ -238,6 +241,10 @@ class Sender:
                     changes = self._current_only(changes)
             if wanted is None:
                 wanted = await self._propose(changes, props, known)
+            if wanted:
+                # The slot is held until this batch's bodies are all handed to rev sends:
+                # at most MAX_CHANGES_IN_FLIGHT batches of bodies are ever in memory.
+                await self._send_revs(wanted)
         except BlipError as exc:
             if exc.code == 403:
                 raise ForbiddenError(
@@ -246,8 +253,6 @@ class Sender:
             raise
         finally:
             self._changes_slots.release()
-        if wanted:
-            await self._send_revs(wanted)
 
     async def _offer_changes(
         self, changes: list[Change], props: dict[str, str]
@@ -347,6 +352,8 @@ class Sender:
             max_history=self.max_history,
             known=known,
         )
+        self.bodies_held += len(revs)
+        self.max_bodies_held = max(self.max_bodies_held, self.bodies_held)
         for (change, ancestors), rev in zip(wanted, revs, strict=True):
             await self._rev_slots.acquire()
             self._spawn(self._send_rev(change, ancestors, rev))
@@ -397,6 +404,7 @@ class Sender:
             self.session.stats.errors += 1
             self._sent(change, rev, exc)
         finally:
+            self.bodies_held -= 1
             self._rev_slots.release()
 
     async def _send_norev(self, change: Change) -> None:

@@ -447,3 +447,35 @@ def test_bad_endpoints(bad: str) -> None:
 
     with pytest.raises(ValueError):
         URLEndpoint(bad)
+
+
+async def test_large_feed_holds_a_bounded_number_of_bodies(make_db: Any, make_peer: Any) -> None:
+    from engine.replication import Replicator, ReplicatorConfiguration, URLEndpoint
+    from engine.replication.sender import MAX_CHANGES_IN_FLIGHT, MAX_REVS_IN_FLIGHT
+
+    client, server = make_db("client"), make_db("server")
+    coll = client.default_collection()
+    with client.in_batch():
+        for i in range(10_000):
+            coll.save(MutableDocument(f"d{i:05d}", {"n": i, "pad": "x" * 200}))
+    peer = await make_peer(server)
+    replicator = Replicator(ReplicatorConfiguration(URLEndpoint(peer.url), [coll],
+                                                    replicator_type=PUSH))
+    replicator.start()
+    await asyncio.sleep(0)
+    sender_seen: list[Any] = []
+
+    def grab(status: ReplicatorStatus) -> None:
+        session = replicator._session
+        if session is not None and not sender_seen and session.contexts[0] is not None:
+            sender_seen.append(session.contexts[0].sender)
+
+    replicator.add_change_listener(grab)
+    status = await replicator.wait_stopped(120)
+    assert status.error is None and status.progress.completed == 10_000
+    assert server.default_collection().count == 10_000
+    sender = sender_seen[0]
+    bound = MAX_CHANGES_IN_FLIGHT * 200 + MAX_REVS_IN_FLIGHT
+    assert 0 < sender.max_bodies_held <= bound < 10_000 // 5
+    receiver = peer.sessions[0].contexts[0].receiver
+    assert 0 < receiver.inserter.max_queued <= MAX_REVS_IN_FLIGHT
