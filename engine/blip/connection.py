@@ -126,7 +126,8 @@ class BlipConnection:
         stream_response: bool = False,
     ) -> Response | None:
         """Send a request and wait for its reply; an ERR reply raises BlipError."""
-        self._check_open()
+        if not self._usable:
+            self._check_open()
         props: Mapping[str, str] | bytes
         if properties:
             props = {"Profile": profile, **properties}

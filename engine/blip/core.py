@@ -121,8 +121,13 @@ class BlipCore:
 
         ``properties`` may be a block already made by :func:`encode_properties`.
         """
-        self._check_open()
-        flags = _flags(urgent, compressed) | (_NO_REPLY if no_reply else 0)
+        if self._state is not CoreState.OPEN:
+            self._check_open()
+        flags = (
+            (URGENT if urgent else 0)
+            | (COMPRESSED if compressed else 0)
+            | (_NO_REPLY if no_reply else 0)
+        )
         number = self._next_request
         self._next_request += 1
         if not no_reply:

@@ -54,7 +54,8 @@ class OutgoingMessage:
         self.bytes_acked = 0
         #: Where the outbox keeps it: "queued", "idle" (no data), "suspended" (flow control).
         self.state = "new"
-        self.write(data)
+        if data:
+            self.write(data)
 
     @property
     def urgent(self) -> bool:

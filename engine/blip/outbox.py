@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.blip.frame import URGENT
 from engine.blip.message import FRAME_SIZE, URGENT_FRAME_SIZE, OutgoingMessage
 
 __all__ = ["FRAME_SIZE", "MAX_UNACKED", "URGENT_FRAME_SIZE", "Outbox"]
@@ -31,7 +32,11 @@ class Outbox:
 
     def add(self, msg: OutgoingMessage) -> None:
         """Queue a new message: it must begin after every message not yet begun."""
-        self._insert(msg, first_time=True)
+        if msg.flags & URGENT:
+            self._insert(msg, first_time=True)
+        else:
+            msg.state = "queued"
+            self._queue.append(msg)
 
     def pop(self) -> OutgoingMessage | None:
         """Take the message at the head; the caller frames it, then calls :meth:`after_frame`."""
