@@ -91,7 +91,25 @@ class Collection(ReplicationAPI):
         if not isinstance(doc, MutableDocument):
             raise TypeError("save() takes a MutableDocument (use doc.to_mutable())")
         body = self._encode_body(doc._props)
+        if doc.rev_id is None and self._save_new_in_batch(doc, body):
+            return
         self._put(doc, body, deleted=False, concurrency=concurrency)
+
+    def _save_new_in_batch(self, doc: MutableDocument, body: bytes) -> bool:
+        """Fast path for a new document inside in_batch(); False if it does not apply."""
+        db = self.database
+        with db._lock:
+            txn = db._txn  # not None: this thread owns the open transaction (it holds the lock)
+            if txn is None or db._closed:
+                return False
+            rev_id = new_rev_id(None, False, body)
+            seq = self._insert_new(txn, check_doc_id(doc.id), rev_id, False, body,
+                                   if_absent=True)
+            if seq is None:
+                return False
+        doc.rev_id, doc.sequence, doc.deleted = rev_id, seq, False
+        doc.conflicts = ()
+        return True
 
     def delete(
         self,
