@@ -346,6 +346,15 @@ class Database:
             )
         return rev
 
+    def local_ids(self, prefix: str = "") -> list[str]:
+        """IDs of local documents starting with `prefix` (e.g. "checkpoint/")."""
+        with self._read():
+            rows = self._conn.execute(
+                "SELECT id FROM local_docs WHERE substr(id, 1, ?) = ? ORDER BY id",
+                (len(prefix), prefix),
+            )
+            return [r[0] for r in rows]
+
     def delete_local(self, doc_id: str) -> None:
         with self._write():
             self._conn.execute("DELETE FROM local_docs WHERE id = ?", (doc_id,))

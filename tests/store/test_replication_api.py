@@ -89,6 +89,8 @@ def test_local_documents(db: Database) -> None:
     with pytest.raises(ConflictError):
         db.put_local("cp", {"seq": 2}, None)
     assert db.put_local("cp", {"seq": 2}, rev) == "2-local"
+    db.put_local("other", {}, None)
+    assert db.local_ids() == ["cp", "other"] and db.local_ids("c") == ["cp"]
     db.delete_local("cp")
     assert db.get_local("cp") is None
 
