@@ -231,20 +231,23 @@ class Receiver:
 
     async def _apply_delta(self, msg: RevMessage, delta: dict[str, Any]) -> dict[str, Any]:
         assert msg.delta_src is not None
-        base = await self.session.db.run(
-            self.ctx.collection.revision_body, msg.doc_id, msg.delta_src
-        )
-        if base is None:
+        coll = self.ctx.collection
+
+        def patch() -> Any:  # off the event loop, like every store call
+            base = coll.revision_body(msg.doc_id, msg.delta_src or "")
+            return None if base is None else apply_delta(orjson.loads(base), delta)
+
+        try:
+            result = await self.session.db.run(patch)
+        except DeltaError as exc:
+            raise BlipError("HTTP", 422, f"bad delta for {msg.doc_id}: {exc}") from exc
+        if result is None:
             raise BlipError(
                 "HTTP",
                 404,
                 f"delta source {msg.delta_src} of {msg.doc_id} "
                 "is not available; send the full revision",
             )
-        try:
-            result = apply_delta(orjson.loads(base), delta)
-        except DeltaError as exc:
-            raise BlipError("HTTP", 422, f"bad delta for {msg.doc_id}: {exc}") from exc
         if not isinstance(result, dict):
             raise BlipError("HTTP", 422, f"delta for {msg.doc_id} does not give an object")
         self.session.stats.deltas_received += 1

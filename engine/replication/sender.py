@@ -448,19 +448,29 @@ class Sender:
             return rev.body, None
         coll = self.ctx.collection
         for ancestor in ancestors:
-            base = await self.session.db.run(coll.revision_body, rev.doc_id, ancestor)
-            if base is None:
+            # Off the event loop: diffing long strings can take a while.
+            encoded = await self.session.db.run(_encoded_delta, coll, rev, ancestor)
+            if encoded is False:
                 continue
-            delta = create_delta(orjson.loads(base), orjson.loads(rev.body))
-            if delta is None or not isinstance(delta, dict):
+            if encoded is None:
                 break
-            encoded = orjson.dumps(delta)
             if len(encoded) < len(rev.body):
                 self.session.stats.deltas_sent += 1
                 self.session.stats.delta_bytes_saved += len(rev.body) - len(encoded)
                 return encoded, ancestor
             break
         return rev.body, None
+
+
+def _encoded_delta(coll: Any, rev: RevisionData, ancestor: str) -> bytes | bool | None:
+    """The JSON delta from `ancestor` to `rev`; False if no base body, None if no delta."""
+    base = coll.revision_body(rev.doc_id, ancestor)
+    if base is None:
+        return False
+    delta = create_delta(orjson.loads(base), orjson.loads(rev.body))
+    if delta is None or not isinstance(delta, dict):
+        return None
+    return orjson.dumps(delta)
 
 
 async def _call_filter(push_filter: Any, coll: Any, rev: RevisionData) -> bool:
