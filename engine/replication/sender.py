@@ -449,8 +449,8 @@ class Sender:
         coll = self.ctx.collection
         for ancestor in ancestors:
             # Off the event loop: diffing long strings can take a while.
-            encoded = await self.session.db.run(_encoded_delta, coll, rev, ancestor)
-            if encoded is False:
+            has_base, encoded = await self.session.db.run(_encoded_delta, coll, rev, ancestor)
+            if not has_base:
                 continue
             if encoded is None:
                 break
@@ -462,15 +462,15 @@ class Sender:
         return rev.body, None
 
 
-def _encoded_delta(coll: Any, rev: RevisionData, ancestor: str) -> bytes | bool | None:
-    """The JSON delta from `ancestor` to `rev`; False if no base body, None if no delta."""
+def _encoded_delta(coll: Any, rev: RevisionData, ancestor: str) -> tuple[bool, bytes | None]:
+    """(base body found?, the JSON delta from `ancestor` to `rev` or None if unusable)."""
     base = coll.revision_body(rev.doc_id, ancestor)
     if base is None:
-        return False
+        return False, None
     delta = create_delta(orjson.loads(base), orjson.loads(rev.body))
     if delta is None or not isinstance(delta, dict):
-        return None
-    return orjson.dumps(delta)
+        return True, None
+    return True, orjson.dumps(delta)
 
 
 async def _call_filter(push_filter: Any, coll: Any, rev: RevisionData) -> bool:
