@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from engine.store import Database
 from tests.replication.conftest import make_db  # noqa: F401  (re-exported fixture)
 
 from .proxy import FaultProxy
-from .support import Sizes, sizes, soak_from_env
+from .support import Child, Sizes, sizes, soak_from_env
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,3 +74,20 @@ async def make_proxy() -> AsyncIterator[Callable[[int], Any]]:
     yield make
     for proxy in proxies:
         await proxy.stop()
+
+
+@pytest.fixture
+async def spawn(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """``await spawn(argv, name)``: a Child (stderr in tmp_path/name.log), killed at teardown."""
+    children: list[Child] = []
+
+    async def start(argv: list[str], name: str) -> Child:
+        child = await Child.start(argv, tmp_path / f"{name}.log")
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.proc.returncode is None:
+            child.proc.kill()
+            await child.proc.wait()

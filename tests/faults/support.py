@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import itertools
 import os
+import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +63,8 @@ def fill(coll: Collection, count: int, prefix: str, pad: int = 60) -> dict[str, 
     with db.in_batch():
         for i in range(count):
             doc_id = f"{prefix}-{i:06d}"
-            body: dict[str, Any] = {"n": i, "from": prefix, "pad": "p" * pad}
+            # random padding: BLIP compresses bodies, and the throttled scenarios need bytes
+            body: dict[str, Any] = {"n": i, "from": prefix, "pad": secrets.token_hex(pad // 2)}
             if i % BLOB_EVERY == 0:
                 body["att"] = Blob("application/octet-stream", blob_content(doc_id))
             coll.save(MutableDocument(doc_id, body))
@@ -264,3 +267,80 @@ def schedule(timeline: Timeline) -> str:
 
 def soak_from_env() -> bool:
     return os.environ.get("PEERBASE_SOAK", "") not in ("", "0")
+
+
+# -- child processes ----------------------------------------------------------------------
+
+
+class Child:
+    """A child process printing JSON lines, collected as they come (stderr to a log file)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+        self.lines: list[dict[str, Any]] = []
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def start(cls, argv: list[str], log: Path) -> Child:
+        with log.open("ab") as stderr:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=ROOT,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
+        return cls(proc, log)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            try:
+                self.lines.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                self.lines.append({"event": "text", "text": line.decode(errors="replace")})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+    async def wait_line(self, event: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self.events(event):
+            if self.proc.returncode is not None and self._reader.done():
+                raise AssertionError(f"{self.describe()} exited before printing {event!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.describe()} printed no {event!r} in {timeout} s")
+            await asyncio.sleep(0.02)
+        return self.events(event)[0]
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind in the child."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        await self.wait(10)
+
+    async def terminate(self, timeout: float = 10) -> int:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        return await self.wait(timeout)
+
+    async def wait(self, timeout: float) -> int:
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"{self.describe()} still running after {timeout} s") from None
+        await self._reader
+        return code
+
+    def describe(self) -> str:
+        tail = self.log.read_text(errors="replace")[-1500:] if self.log.exists() else ""
+        return f"child {self.proc.pid} (stderr tail: {tail!r})"
+
+
+def listen_argv(db_dir: Path, port: int) -> list[str]:
+    return [
+        PYTHON, "-m", "engine.cli.main", "listen", "--db", str(db_dir), "--port", str(port),
+        "--no-tls", "--json", "--interface", "127.0.0.1",
+    ]  # fmt: skip
