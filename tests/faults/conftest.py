@@ -13,6 +13,7 @@ import pytest
 from engine.listener import URLEndpointListener, URLEndpointListenerConfiguration
 from engine.store import Database
 from tests.replication.conftest import make_db  # noqa: F401  (re-exported fixture)
+from tests.tls.conftest import memory_keyring  # noqa: F401  (re-exported fixture)
 
 from .proxy import FaultProxy
 from .support import Child, Sizes, sizes, soak_from_env

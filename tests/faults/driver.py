@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     direction.add_argument("--push", action="store_true")
     direction.add_argument("--pull", action="store_true")
     parser.add_argument("--continuous", action="store_true")
-    parser.add_argument("--heartbeat", type=float, default=0.5)
+    parser.add_argument("--heartbeat", type=float, default=30.0)
     parser.add_argument("--max-wait", type=float, default=1.0)
     parser.add_argument(
         "--checkpoint-interval",

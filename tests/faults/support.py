@@ -25,6 +25,11 @@ from engine.store.blob import digest_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+#: The heartbeat of the scenario about heartbeats (a silent peer must be noticed quickly).
+HEARTBEAT = 0.5
+#: The heartbeat elsewhere: throttled or stalled links delay pongs by seconds, and those
+#: scenarios detect failures through resets and closed sockets, not through pings.
+QUIET_HEARTBEAT = 30.0
 #: How late a retry may start compared with its backoff delay (the loop may be busy).
 LATE_TOLERANCE = 0.75
 EARLY_TOLERANCE = 0.05

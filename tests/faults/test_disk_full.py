@@ -14,7 +14,16 @@ from engine.replication import (
     URLEndpoint,
 )
 
-from .support import Sizes, Timeline, blob_problems, compare, expect_revisions, fill, limit_pages
+from .support import (
+    QUIET_HEARTBEAT,
+    Sizes,
+    Timeline,
+    blob_problems,
+    compare,
+    expect_revisions,
+    fill,
+    limit_pages,
+)
 
 #: Room left on the receiving side: a few hundred of the ~400-byte documents.
 FREE_PAGES = 40
@@ -34,7 +43,7 @@ async def test_disk_full_on_the_receiving_side(
             URLEndpoint(listener.urls[0]),
             [client.default_collection()],
             replicator_type=kind,
-            heartbeat=0.5,
+            heartbeat=QUIET_HEARTBEAT,
             max_attempt_wait_time=1,
         )
     )

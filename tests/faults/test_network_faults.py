@@ -7,6 +7,8 @@ import random
 import time
 from typing import Any
 
+import pytest
+
 from engine.replication import (
     ActivityLevel,
     Replicator,
@@ -15,7 +17,10 @@ from engine.replication import (
 )
 from engine.store import Collection, MutableDocument
 
+from .proxy import Direction
 from .support import (
+    HEARTBEAT,
+    QUIET_HEARTBEAT,
     Sizes,
     Timeline,
     backoff_problems,
@@ -25,16 +30,16 @@ from .support import (
     schedule,
 )
 
-HEARTBEAT = 0.5
 
-
-def _continuous(url: str, coll: Collection, cap: float) -> tuple[Replicator, Timeline]:
+def _continuous(
+    url: str, coll: Collection, cap: float, heartbeat: float = QUIET_HEARTBEAT
+) -> tuple[Replicator, Timeline]:
     replicator = Replicator(
         ReplicatorConfiguration(
             URLEndpoint(url),
             [coll],
             continuous=True,
-            heartbeat=HEARTBEAT,
+            heartbeat=heartbeat,
             max_attempt_wait_time=cap,
         )
     )
@@ -61,7 +66,7 @@ async def test_push_and_pull_survives_random_cuts(
         ReplicatorConfiguration(
             URLEndpoint(proxy.url(server.name)),
             [client.default_collection()],
-            heartbeat=HEARTBEAT,
+            heartbeat=QUIET_HEARTBEAT,
             max_attempt_wait_time=cap,
         )
     )
@@ -210,7 +215,7 @@ async def test_silent_peer_is_detected_by_the_heartbeat(
     listener = await make_listener(server)
     proxy = await make_proxy(listener.port)
     cap = 1.0
-    replicator, timeline = _continuous(proxy.url(server.name), ccoll, cap)
+    replicator, timeline = _continuous(proxy.url(server.name), ccoll, cap, HEARTBEAT)
     replicator.start()
     await timeline.wait_for(
         lambda: replicator.status.activity is ActivityLevel.IDLE, 30, "the first IDLE"
@@ -246,4 +251,53 @@ async def test_silent_peer_is_detected_by_the_heartbeat(
     problems += backoff_problems(timeline, cap)
     if status.activity is not ActivityLevel.STOPPED or status.error is not None:
         problems.append(f"stopped with {status.activity.name}, {status.error!r}")
+    assert not problems, _report(problems, timeline)
+
+
+@pytest.mark.parametrize("direction", [Direction.UP, Direction.DOWN])
+async def test_corrupted_byte_over_tls_fails_the_connection_not_the_data(
+    memory_keyring: object,
+    make_db: Any,
+    make_listener: Any,
+    make_proxy: Any,
+    scale: Sizes,
+    direction: Direction,
+) -> None:
+    """One flipped bit in a TLS stream: the connection fails (and is retried); no garbage."""
+    client, server = make_db("client"), make_db("server")
+    ccoll, scoll = client.default_collection(), server.default_collection()
+    expected = fill(ccoll, scale.docs // 2, "c", pad=300) | fill(
+        scoll, scale.docs // 2, "s", pad=300
+    )
+    listener = await make_listener(server, disable_tls=False)
+    proxy = await make_proxy(listener.port)
+    proxy.throttle(150_000)  # so that the corruption lands mid-transfer
+    cap = 1.0
+    replicator = Replicator(
+        ReplicatorConfiguration(
+            URLEndpoint(proxy.url(server.name, tls=True)),
+            [ccoll],
+            accept_only_self_signed_server_certificate=True,
+            heartbeat=QUIET_HEARTBEAT,
+            max_attempt_wait_time=cap,
+        )
+    )
+    timeline = Timeline().attach(replicator)
+    replicator.start()
+    await timeline.wait_for(
+        lambda: replicator.status.progress.completed >= len(expected) // 10, 30, "10% done"
+    )
+    proxy.corrupt_next(direction)
+    await timeline.wait_for(lambda: proxy.stats.corrupted == 1, 10, "the corruption")
+    proxy.throttle(None)
+    status = await replicator.wait_stopped(60)
+
+    problems = compare(ccoll, scoll) + expect_revisions(ccoll, expected)
+    problems += expect_revisions(scoll, expected)
+    attempts = list(timeline.attempts())
+    if not attempts or attempts[0].outcome is not ActivityLevel.OFFLINE:
+        problems.append("the corrupted connection did not fail with a transient error")
+    problems += backoff_problems(timeline, cap)
+    if status.activity is not ActivityLevel.STOPPED or status.error is not None:
+        problems.append(f"the replication finished {status.activity.name}, {status.error!r}")
     assert not problems, _report(problems, timeline)

@@ -18,6 +18,7 @@ from engine.store import Database
 
 from .support import (
     PYTHON,
+    QUIET_HEARTBEAT,
     Sizes,
     Timeline,
     backoff_problems,
@@ -50,7 +51,7 @@ async def test_listener_killed_mid_push_and_restarted(
             URLEndpoint(proxy.url("server")),
             [coll],
             replicator_type=ReplicatorType.PUSH,
-            heartbeat=0.5,
+            heartbeat=QUIET_HEARTBEAT,
             max_attempt_wait_time=cap,
         )
     )
