@@ -193,14 +193,12 @@ class FaultProxy:
                         with contextlib.suppress(OSError):
                             writer.write_eof()
                     return
-                if link.dropped:
-                    continue  # read and discard: the peer never hears of it
                 delay = self._stall_until - time.monotonic()
                 while delay > 0:
                     await asyncio.sleep(delay)
                     delay = self._stall_until - time.monotonic()
                 if link.dropped:
-                    continue
+                    continue  # read and discard: the peer never hears of it
                 data = self._maybe_corrupt(data, direction)
                 cut = False
                 if self._cut_budget is not None:

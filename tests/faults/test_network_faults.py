@@ -239,7 +239,9 @@ async def test_silent_peer_is_detected_by_the_heartbeat(
         )
     # the retry connects (new connections go through) and replication goes on
     ccoll.save(MutableDocument("after-drop", {"v": 1}))
-    expected["after-drop"] = ccoll.get_document("after-drop").rev_id or ""  # type: ignore[union-attr]
+    saved = ccoll.get_document("after-drop")
+    assert saved is not None and saved.rev_id is not None
+    expected["after-drop"] = saved.rev_id
     await timeline.wait_for(
         lambda: scoll.get_document("after-drop") is not None, 30, "the push after the retry"
     )
