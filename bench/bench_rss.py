@@ -2,16 +2,17 @@
 
 Every side runs in its own process, so each figure is one side's own peak:
 
-- a populate process fills the source database first (it is not measured: the documents
-  it holds in memory would swamp the figure of the replicating process);
+- the bench process fills the source database first (not measured: the documents it
+  holds in memory would swamp the figure of a replicating process);
 - the passive side is a listener process (`bench.procs listen`) serving an empty database;
 - the active side is a process (`bench.procs replicate`) that opens the source database
   and runs one one-shot PUSH to the listener; then a second one, with an empty database,
-  runs one one-shot PULL of everything back.
+  runs one one-shot PULL of everything back from a fresh listener process serving the
+  database the push filled (a fresh process, so its figure is the pull's own and not the
+  memory the push left allocated).
 
 Peaks are VmHWM from /proc/<pid>/status: the active process reports its own at the end of
-its replication; the parent reads the listener's after the push, then resets it (writing 5
-to /proc/<pid>/clear_refs) so the listener's figure for the pull is that direction's own.
+its replication; the parent reads the listener's once the replication has finished.
 
 The same runs at two sizes (10k and 100k; 2k and 10k when quick) tell how memory grows
 with the document count: the goals are under 200 MB at the larger size and at most 2x the
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, print_table
-from bench.procs import REPLICATION_TIMEOUT, Child, Listener, docs_file, reset_peak
+from bench.procs import DB_NAME, REPLICATION_TIMEOUT, Child, Listener, cached_docs, populate
 
 GOAL_MB = 200.0
 GOAL_GROWTH = 2.0
@@ -38,59 +39,54 @@ SIDES = (("push", "active"), ("push", "passive"), ("pull", "active"), ("pull", "
 Figures = dict[tuple[str, str], dict[str, float]]
 
 
-async def _active(directory: Path, url: str, kind: str, expected: int) -> dict[str, float]:
-    child = Child("replicate", "--db", str(directory), "--url", url, "--type", kind)
+async def _direction(tmp: Path, kind: str, count: int) -> dict[str, dict[str, float]]:
+    """One `kind` replication between an active process and a new listener process:
+    {"active": figures, "passive": figures}."""
+    database = tmp / (f"src-{count}" if kind == "push" else f"dst-{count}")
+    listener = Listener(tmp / f"peer-{count}")
+    active = Child("replicate", "--db", str(database), "--type", kind)
     try:
-        ready = await child.start()
-        done = await child.command("go", timeout=REPLICATION_TIMEOUT)
+        ready = (await asyncio.gather(listener.start(), active.start()))[1]
+        idle = listener.memory()["rss_mb"]
+        done = await active.command(f"go {listener.url}", timeout=REPLICATION_TIMEOUT)
+        passive = listener.memory()
+        held = await listener.count()
     finally:
-        await child.stop()
-    if done["completed"] != expected or done["total"] != expected or done["count"] != expected:
-        raise RuntimeError(f"{kind} of {expected} docs: {done}")
-    return {"hwm_mb": done["hwm_mb"], "idle_mb": ready["rss_mb"], "seconds": done["seconds"]}
+        await asyncio.gather(active.stop(), listener.stop())
+    if (done["completed"], done["total"], done["count"], held) != (count,) * 4:
+        raise RuntimeError(f"{kind} of {count} docs: {done}, the listener holds {held}")
+    seconds = done["seconds"]
+    return {
+        "active": {"hwm_mb": done["hwm_mb"], "idle_mb": ready["rss_mb"], "seconds": seconds},
+        "passive": {"hwm_mb": passive["hwm_mb"], "idle_mb": idle, "seconds": seconds},
+    }
 
 
-async def measure_size(tmp: Path, count: int) -> tuple[Figures, bool]:
-    """Peaks of both sides, both directions, for `count` documents; and whether the
-    listener's peak could be reset between the directions."""
-    src, peer, dst = (tmp / f"{label}-{count}" for label in ("src", "peer", "dst"))
-    populate = Child("populate", "--db", str(src), "--docs", str(docs_file(tmp, count)))
-    try:
-        filled = await populate.start()
-    finally:
-        await populate.stop()
-    if filled["count"] != count:
-        raise RuntimeError(f"populated {filled['count']} documents, not {count}")
+def _populate(directory: Path, count: int) -> None:
+    """Fill the source database here: the populating is no part of either side's figure."""
+    from engine.store import Database
 
+    with Database(DB_NAME, directory) as db:
+        populate(db, cached_docs(count))
+
+
+async def measure_size(tmp: Path, count: int) -> Figures:
+    """Peaks of both sides, both directions, for `count` documents."""
+    _populate(tmp / f"src-{count}", count)
     figures: Figures = {}
-    listener = Listener(peer)
-    try:
-        await listener.start()
-        idle = listener.memory()["rss_mb"]
-        figures["push", "active"] = await _active(src, listener.url, "push", count)
-        figures["push", "passive"] = {**listener.memory(), "idle_mb": idle}
-        if await listener.count() != count:
-            raise RuntimeError(f"the listener does not hold {count} documents after the push")
-        was_reset = reset_peak(listener.pid)
-        idle = listener.memory()["rss_mb"]
-        figures["pull", "active"] = await _active(dst, listener.url, "pull", count)
-        figures["pull", "passive"] = {**listener.memory(), "idle_mb": idle}
-    finally:
-        await listener.stop()
-    for side in ("active", "passive"):
-        figures["pull", side]["seconds"] = figures["pull", "active"]["seconds"]
-        figures["push", side]["seconds"] = figures["push", "active"]["seconds"]
-    return figures, was_reset
+    for kind in ("push", "pull"):
+        for side, figure in (await _direction(tmp, kind, count)).items():
+            figures[kind, side] = figure
+    return figures
 
 
 def measure(small: int, large: int) -> list[Result]:
     by_size: dict[int, Figures] = {}
-    resets = True
+    cached_docs(large)  # generate once, largest first
     with tempfile.TemporaryDirectory(prefix="bench-rss-") as name:
         for count in (small, large):
             started = time.perf_counter()
-            by_size[count], was_reset = asyncio.run(measure_size(Path(name), count))
-            resets = resets and was_reset
+            by_size[count] = asyncio.run(measure_size(Path(name), count))
             print(
                 f"#   rss at {count:,} docs ({time.perf_counter() - started:.1f} s): "
                 + ", ".join(
@@ -109,8 +105,6 @@ def measure(small: int, large: int) -> list[Result]:
             f"idle before {hi['idle_mb']:.1f} MB (growth above idle "
             f"{hi['hwm_mb'] - hi['idle_mb']:.1f} vs {lo['hwm_mb'] - lo['idle_mb']:.1f} MB)"
         )
-        if side == "passive" and direction == "pull" and not resets:
-            note += "; clear_refs refused: the figure is the peak of push and pull together"
         results += [
             Result(
                 f"rss.{direction}.{side}",

@@ -9,9 +9,10 @@ The parent drives child processes over stdin/stdout, one JSON object a line:
   reported as an event line ``{"event": "changed", "id", "n", "t"}``; ``t`` is
   `time.monotonic()`, which on Linux is CLOCK_MONOTONIC, one clock for all processes) and
   ``quit`` (or end of stdin).
-- ``python -m bench.procs replicate --db DIR --url URL --type push|pull|pushpull``: an
-  active peer. Opens the database, says ``{"ready": true, "rss_mb", "hwm_mb"}``, waits for ``go``,
-  runs one one-shot replication, says ``{"seconds", "completed", "total", "count",
+- ``python -m bench.procs replicate --db DIR --type push|pull|pushpull``: an active peer.
+  Opens the database, says ``{"ready": true, "rss_mb", "hwm_mb"}``, waits for ``go URL``
+  (so it can be started while the listener is still starting), runs one one-shot
+  replication with URL, says ``{"seconds", "completed", "total", "count",
   "hwm_mb", "rss_mb"}`` and exits.
 - ``python -m bench.procs populate --db DIR --docs FILE``: saves the documents of a JSON-lines
   file (``[id, body]`` a line, see `docs_file`) in batches of 1,000 and says ``{"count": n}``.
@@ -117,16 +118,6 @@ def memory_mb(pid: int | None = None) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 figures[key] = int(rest.split()[0]) * 1024 / 1e6
     return {"rss_mb": figures["VmRSS"], "hwm_mb": figures["VmHWM"]}
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset the VmHWM of `pid` to its current RSS (Linux >= 4.0); False if not allowed."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 # -- the active side, in any process -----------------------------------------------------------
@@ -355,7 +346,7 @@ async def _listen(directory: Path) -> None:
         db.close()
 
 
-async def _replicate(directory: Path, url: str, kind: str) -> None:
+async def _replicate(directory: Path, kind: str) -> None:
     from engine.store import Database
 
     db = Database(DB_NAME, directory)
@@ -363,7 +354,8 @@ async def _replicate(directory: Path, url: str, kind: str) -> None:
         _say({"ready": True, **memory_mb()})
         reader = await _stdin_reader()
         line = (await reader.readline()).decode().strip()
-        if line != "go":
+        command, _, url = line.partition(" ")
+        if command != "go":
             return
         seconds, status = await replicate_once(db, url, kind)
         count = await db.run(lambda: db.default_collection().count)
@@ -394,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     listen.add_argument("--db", required=True, type=Path)
     rep = sub.add_parser("replicate")
     rep.add_argument("--db", required=True, type=Path)
-    rep.add_argument("--url", required=True)
     rep.add_argument("--type", choices=["push", "pull", "pushpull"], required=True)
     pop = sub.add_parser("populate")
     pop.add_argument("--db", required=True, type=Path)
@@ -404,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "listen":
             asyncio.run(_listen(args.db))
         elif args.role == "replicate":
-            asyncio.run(_replicate(args.db, args.url, args.type))
+            asyncio.run(_replicate(args.db, args.type))
         else:
             _populate(args.db, args.docs)
     except KeyboardInterrupt:
