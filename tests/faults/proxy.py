@@ -216,6 +216,7 @@ class FaultProxy:
                     self._cut_budget = None
                     self.stats.cuts += 1
                     self.stats.cut_times.append(time.monotonic())
+                    await _flushed(writer)  # exactly n-1 bytes get through, then the reset
                     link.abort()
                     self._cut_done.set()
                     return
@@ -232,3 +233,10 @@ class FaultProxy:
         self.stats.corrupted += 1
         i = len(data) // 2  # mid-chunk: inside a TLS record's ciphertext, not its header
         return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+
+
+async def _flushed(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
+    """Wait until the transport has handed everything written to the kernel."""
+    writer.transport.set_write_buffer_limits(0)  # drain() now waits for an empty buffer
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(writer.drain(), timeout)
