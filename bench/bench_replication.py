@@ -148,6 +148,16 @@ class Direction:
     seconds: float
     docs: int
     lag: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds (all threads) used meanwhile by the active and the passive process.
+    active_cpu: float = 0.0
+    passive_cpu: float = 0.0
+
+    def cpu_note(self) -> str:
+        per_doc = 1e6 / self.docs
+        return (
+            f"CPU per doc: active {self.active_cpu * per_doc:.0f} us, "
+            f"passive {self.passive_cpu * per_doc:.0f} us"
+        )
 
     @property
     def rate(self) -> float:
@@ -214,8 +224,8 @@ async def replicate_both(
 
         # push: the peer process receives
         await peer.command("lag-start")
-        seconds = await _timed(pusher, peer, True, count, profile_dir)
-        push = Direction(seconds, count, await peer.command("lag-stop"))
+        push = await _timed(pusher, peer, True, count, profile_dir)
+        push.lag = await peer.command("lag-stop")
         received = (await peer.command("count"))["count"]
         if received != count:
             raise RuntimeError(f"the peer holds {received} documents after the push, not {count}")
@@ -226,8 +236,8 @@ async def replicate_both(
         # pull: this process receives
         lag = LoopLag()
         lag.start()
-        seconds = await _timed(puller, peer, False, count, profile_dir)
-        pull = Direction(seconds, count, await lag.stop())
+        pull = await _timed(puller, peer, False, count, profile_dir)
+        pull.lag = await lag.stop()
         pulled = await puller.run(lambda: puller.default_collection().count)
         if pulled != count:
             raise RuntimeError(f"the puller holds {pulled} documents after the pull, not {count}")
@@ -240,17 +250,22 @@ async def replicate_both(
 
 async def _timed(
     db: Any, peer: PeerProcess, push: bool, count: int, profile_dir: Path | None
-) -> float:
-    """`_replicate`, cProfiling both processes into `profile_dir` if given."""
+) -> Direction:
+    """`_replicate` and the CPU both processes used; cProfiles both into `profile_dir`."""
     label = "push" if push else "pull"
     if profile_dir is not None:
         await peer.command("profile-start")
+    passive_cpu = (await peer.command("cpu"))["cpu"]
+    active_cpu = time.process_time()
     try:
         with _profiling(profile_dir, f"{label}-active"):
-            return await _replicate(db, peer.url, push, count)
+            seconds = await _replicate(db, peer.url, push, count)
+        active_cpu = time.process_time() - active_cpu
+        passive_cpu = (await peer.command("cpu"))["cpu"] - passive_cpu
     finally:
         if profile_dir is not None:
             await peer.command(f"profile-stop {profile_dir / f'{label}-passive.pstats'}")
+    return Direction(seconds, count, active_cpu=active_cpu, passive_cpu=passive_cpu)
 
 
 @contextlib.contextmanager
@@ -293,13 +308,14 @@ def measure(count: int, profile_dir: Path | None = None) -> list[Result]:
         ("pull", pull, pull_base, "pulling process"),
     ):
         note = (
-            f"{count} docs of ~1 KB, {d.seconds:.2f} s start->stopped; "
+            f"{count} docs of ~1 KB, {d.seconds:.2f} s start->stopped; {d.cpu_note()}; "
             f"baseline mean of raw runs around it ({raw} docs/s)"
         )
         lag_note = (
             f"receiver ({receiver}) loop lag, {int(d.lag['samples'])} samples every 10 ms, "
             f"p50 {d.lag['p50_ms']:.2f} ms"
         )
+        cpu = (d.active_cpu + d.passive_cpu) * 1e6 / d.docs
         results += [
             Result(
                 f"replication.{label}",
@@ -309,6 +325,14 @@ def measure(count: int, profile_dir: Path | None = None) -> list[Result]:
                 base_name,
                 goal=GOAL_RATIO,
                 note=note,
+            ),
+            Result(
+                f"replication.{label}.cpu_per_doc",
+                cpu,
+                "us",
+                lower_is_better=True,
+                note=f"CPU of both processes (all threads) per document, steadier than docs/s "
+                f"on a shared machine; {d.cpu_note()}",
             ),
             Result(
                 f"replication.{label}.loop_lag_max",
@@ -342,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     count = args.count or (5_000 if args.quick else 100_000)
-    print_table(measure(count, args.profile))
+    results = measure(count, args.profile)
+    print_table(results)
+    for result in results:
+        print(f"{result.name}: {result.note}")
     return 0
 
 

@@ -7,6 +7,7 @@ It then obeys one-line commands on stdin, answering each with one JSON line on s
 - ``lag-start``: (re)start sampling this process's event-loop lag
 - ``lag-stop``: stop sampling; answer ``{"samples": n, "max_ms": .., "p99_ms": .., ...}``
 - ``count``: answer ``{"count": live documents in the default collection}``
+- ``cpu``: answer ``{"cpu": CPU seconds this process has used, all threads}``
 - ``profile-start`` / ``profile-stop FILE``: cProfile the process (writes pstats to FILE)
 - ``quit`` (or end of stdin): close the server and the database, exit 0
 
@@ -123,6 +124,8 @@ async def serve_peer(directory: Path, name: str, host: str, port: int) -> None:
                 _say({"ok": True, "time": time.time()})
             elif command == "lag-stop":
                 _say(await lag.stop())
+            elif command == "cpu":
+                _say({"cpu": time.process_time()})
             elif command == "count":
                 count = await db.run(lambda: db.default_collection().count)
                 _say({"count": count})
