@@ -4,15 +4,18 @@ Both sides replicate the same N ~1 KB documents (`bench.common.make_docs`) in th
 with the same two-process shape, push then pull, on 127.0.0.1:
 
 - Peerbase: a listener process (`bench.procs listen`, ws://, no TLS) with an empty
-  database; this process pushes N documents to it (one-shot PUSH from a database filled
-  beforehand), then pulls them into a fresh, empty database (one-shot PULL).
+  database and a replicator process (`bench.procs replicate`) that pushes N documents to
+  it (one-shot PUSH from a database filled beforehand); then a fresh replicator process
+  pulls them from a fresh listener process into an empty database (one-shot PULL).
 - PouchDB 9: an express-pouchdb server process (`bench/pouchdb/server.js`, HTTP) with
   LevelDB storage; a Node client process (`bench/pouchdb/client.js`) loads the same
   documents into a local LevelDB PouchDB (not timed), pushes them (`replicate.to`), then
   pulls them into a fresh local database (`replicate.from`), default replication options.
 
 Each direction is timed from the start of the replication to its end and checked (document
-counts on both ends). The figure is Peerbase's docs/s over PouchDB's, per direction; the
+counts on both ends). Order: Peerbase push, PouchDB push and pull, Peerbase pull, so each
+pair is measured in opposite orders and a steady drift of the machine's speed favours
+neither side. The figure is Peerbase's docs/s over PouchDB's, per direction; the
 goal is 5x.
 
 The npm packages (pinned in `bench/pouchdb/package.json` and its lock file) are installed
@@ -38,14 +41,7 @@ from typing import Any
 import orjson
 
 from bench.common import Result, print_table
-from bench.procs import (
-    REPLICATION_TIMEOUT,
-    Listener,
-    cached_docs,
-    docs_file,
-    populate,
-    replicate_once,
-)
+from bench.procs import REPLICATION_TIMEOUT, docs_file, populate_path, replicate_in_processes
 
 GOAL_RATIO = 5.0
 QUICK_COUNT = 2_000
@@ -174,28 +170,14 @@ async def _pouchdb(tmp: Path, docs_path: Path, count: int) -> dict[str, Any]:
 # -- Peerbase --------------------------------------------------------------------------------------
 
 
-async def peerbase_push_pull(tmp: Path, count: int) -> tuple[float, float]:
-    """Seconds of a one-shot push of `count` docs to a listener process, and of the pull back."""
-    from engine.store import Database
-
-    source = Database("source", tmp / "source")
-    target = Database("target", tmp / "target")
-    listener = Listener(tmp / "peer")
-    try:
-        await source.run(populate, source, cached_docs(count))
-        await listener.start()
-        push, _ = await replicate_once(source, listener.url, "push", count)
-        if await listener.count() != count:
-            raise RuntimeError(f"the listener does not hold {count} documents after the push")
-        pull, _ = await replicate_once(target, listener.url, "pull", count)
-        pulled = await target.run(lambda: target.default_collection().count)
-        if pulled != count:
-            raise RuntimeError(f"pulled {pulled} documents, not {count}")
-    finally:
-        await listener.stop()
-        source.close()
-        target.close()
-    return push, pull
+async def peerbase(tmp: Path, kind: str, count: int) -> float:
+    """Seconds of a one-shot `kind` of `count` docs between a replicator process and a new
+    listener process: push from a filled database, pull into an empty one."""
+    database = tmp / ("source" if kind == "push" else "target")
+    if kind == "push":
+        populate_path(database, count)
+    run = await replicate_in_processes(tmp / "peer", database, kind, count)
+    return run.seconds
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
@@ -206,12 +188,11 @@ def measure(count: int) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-pouchdb-") as name:
         tmp = Path(name)
         path = docs_file(tmp, count)
-        started = time.perf_counter()
-        push, pull = asyncio.run(peerbase_push_pull(tmp, count))
-        peerbase_s = time.perf_counter() - started
-        started = time.perf_counter()
+        # Peerbase push, PouchDB push and pull, Peerbase pull: each pair is measured in
+        # opposite orders, so a steady drift of the machine's speed favours neither side.
+        push = asyncio.run(peerbase(tmp, "push", count))
         pouch = asyncio.run(_pouchdb(tmp, path, count))
-        pouch_s = time.perf_counter() - started
+        pull = asyncio.run(peerbase(tmp, "pull", count))
     results = []
     for label, ours, theirs in (
         ("push", push, pouch["push_s"]),
@@ -228,8 +209,8 @@ def measure(count: int) -> list[Result]:
                 note=(
                     f"{count:,} docs of ~1 KB, one-shot {label}, two processes on 127.0.0.1: "
                     f"Peerbase {ours:.2f} s (ws://, listener process), PouchDB {theirs:.2f} s "
-                    f"(HTTP, LevelDB both ends); module: Peerbase {peerbase_s:.0f} s, PouchDB "
-                    f"{pouch_s:.0f} s incl. loading {pouch['load_s']:.1f} s"
+                    f"(HTTP, LevelDB both ends); order: Peerbase push, PouchDB push and pull, "
+                    f"Peerbase pull"
                 ),
             )
         )

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, print_table
-from bench.procs import DB_NAME, REPLICATION_TIMEOUT, Child, Listener, cached_docs, populate
+from bench.procs import cached_docs, populate_path, replicate_in_processes
 
 GOAL_MB = 200.0
 GOAL_GROWTH = 2.0
@@ -39,44 +39,23 @@ SIDES = (("push", "active"), ("push", "passive"), ("pull", "active"), ("pull", "
 Figures = dict[tuple[str, str], dict[str, float]]
 
 
-async def _direction(tmp: Path, kind: str, count: int) -> dict[str, dict[str, float]]:
-    """One `kind` replication between an active process and a new listener process:
-    {"active": figures, "passive": figures}."""
-    database = tmp / (f"src-{count}" if kind == "push" else f"dst-{count}")
-    listener = Listener(tmp / f"peer-{count}")
-    active = Child("replicate", "--db", str(database), "--type", kind)
-    try:
-        ready = (await asyncio.gather(listener.start(), active.start()))[1]
-        idle = listener.memory()["rss_mb"]
-        done = await active.command(f"go {listener.url}", timeout=REPLICATION_TIMEOUT)
-        passive = listener.memory()
-        held = await listener.count()
-    finally:
-        await asyncio.gather(active.stop(), listener.stop())
-    if (done["completed"], done["total"], done["count"], held) != (count,) * 4:
-        raise RuntimeError(f"{kind} of {count} docs: {done}, the listener holds {held}")
-    seconds = done["seconds"]
-    return {
-        "active": {"hwm_mb": done["hwm_mb"], "idle_mb": ready["rss_mb"], "seconds": seconds},
-        "passive": {"hwm_mb": passive["hwm_mb"], "idle_mb": idle, "seconds": seconds},
-    }
-
-
-def _populate(directory: Path, count: int) -> None:
-    """Fill the source database here: the populating is no part of either side's figure."""
-    from engine.store import Database
-
-    with Database(DB_NAME, directory) as db:
-        populate(db, cached_docs(count))
-
-
 async def measure_size(tmp: Path, count: int) -> Figures:
     """Peaks of both sides, both directions, for `count` documents."""
-    _populate(tmp / f"src-{count}", count)
+    source, peer, target = (tmp / f"{label}-{count}" for label in ("src", "peer", "dst"))
+    populate_path(source, count)
     figures: Figures = {}
-    for kind in ("push", "pull"):
-        for side, figure in (await _direction(tmp, kind, count)).items():
-            figures[kind, side] = figure
+    for kind, database in (("push", source), ("pull", target)):
+        run = await replicate_in_processes(peer, database, kind, count)
+        figures[kind, "active"] = {
+            "hwm_mb": run.active_hwm_mb,
+            "idle_mb": run.active_idle_mb,
+            "seconds": run.seconds,
+        }
+        figures[kind, "passive"] = {
+            "hwm_mb": run.passive_hwm_mb,
+            "idle_mb": run.passive_idle_mb,
+            "seconds": run.seconds,
+        }
     return figures
 
 

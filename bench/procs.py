@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,14 @@ def populate(db: Any, docs: Iterable[tuple[str, dict[str, object]]]) -> int:
         flush()
         count += len(batch)
     return count
+
+
+def populate_path(directory: Path, count: int) -> None:
+    """Fill the database in `directory` with the first `count` documents, in this process."""
+    from engine.store import Database
+
+    with Database(DB_NAME, directory) as db:
+        populate(db, cached_docs(count))
 
 
 # -- /proc -------------------------------------------------------------------------------------
@@ -272,6 +281,37 @@ class Listener(Child):
 
     async def count(self) -> int:
         return int((await self.command("count"))["count"])
+
+
+@dataclass
+class ProcessRun:
+    """One replication between an active process and a listener process."""
+
+    seconds: float  # start() to STOPPED, measured in the active process
+    active_hwm_mb: float
+    active_idle_mb: float  # RSS of the active process with its database open, before start
+    passive_hwm_mb: float
+    passive_idle_mb: float  # RSS of the listener once it serves, before the replication
+
+
+async def replicate_in_processes(peer: Path, database: Path, kind: str, count: int) -> ProcessRun:
+    """A one-shot `kind` replication of `count` docs: a new ``replicate`` process on
+    `database` against a new listener process serving `peer`, each side in its own process
+    (like the PouchDB baseline's client and server). Checks that `count` documents moved
+    and that both ends hold them."""
+    listener = Listener(peer)
+    active = Child("replicate", "--db", str(database), "--type", kind)
+    try:
+        ready = (await asyncio.gather(listener.start(), active.start()))[1]
+        idle = listener.memory()["rss_mb"]
+        done = await active.command(f"go {listener.url}", timeout=REPLICATION_TIMEOUT)
+        passive = listener.memory()
+        held = await listener.count()
+    finally:
+        await asyncio.gather(active.stop(), listener.stop())
+    if (done["completed"], done["total"], done["count"], held) != (count,) * 4:
+        raise RuntimeError(f"{kind} of {count} docs: {done}, the listener holds {held}")
+    return ProcessRun(done["seconds"], done["hwm_mb"], ready["rss_mb"], passive["hwm_mb"], idle)
 
 
 # -- children, their side ----------------------------------------------------------------------
