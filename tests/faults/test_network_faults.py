@@ -1,4 +1,4 @@
-"""Scenarios 1, 2 and 6: replication through a proxy that cuts, stalls and black-holes."""
+"""Scenarios 1, 2 and 6, and TLS corruption: replication through a misbehaving proxy."""
 
 from __future__ import annotations
 
