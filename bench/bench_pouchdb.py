@@ -13,10 +13,12 @@ with the same two-process shape, push then pull, on 127.0.0.1:
   pulls them into a fresh local database (`replicate.from`), default replication options.
 
 Each direction is timed from the start of the replication to its end and checked (document
-counts on both ends). Order: Peerbase push, PouchDB push and pull, Peerbase pull, so each
-pair is measured in opposite orders and a steady drift of the machine's speed favours
-neither side. The figure is Peerbase's docs/s over PouchDB's, per direction; the
-goal is 5x.
+counts on both ends). The figure is Peerbase's docs/s over PouchDB's, per direction; the
+goal is 5x. A second, steadier figure per direction is the CPU time both processes spent
+in it (all threads; /proc for Peerbase's processes and the express-pouchdb server, Node's
+`process.cpuUsage` for the PouchDB client), per document: goal at most 1/5 of PouchDB's.
+Order: Peerbase push, PouchDB push and pull, Peerbase pull, so each pair is measured in
+opposite orders and a steady drift of the machine's speed favours neither side.
 
 The npm packages (pinned in `bench/pouchdb/package.json` and its lock file) are installed
 into `bench/pouchdb/node_modules` on the first run; later runs skip the install while
@@ -41,7 +43,14 @@ from typing import Any
 import orjson
 
 from bench.common import Result, print_table
-from bench.procs import REPLICATION_TIMEOUT, docs_file, populate_path, replicate_in_processes
+from bench.procs import (
+    REPLICATION_TIMEOUT,
+    ProcessRun,
+    cpu_seconds,
+    docs_file,
+    populate_path,
+    replicate_in_processes,
+)
 
 GOAL_RATIO = 5.0
 QUICK_COUNT = 2_000
@@ -116,6 +125,28 @@ def ensure_installed() -> None:
 # -- PouchDB ---------------------------------------------------------------------------------------
 
 
+async def _client_report(client: asyncio.subprocess.Process, server_pid: int) -> dict[str, Any]:
+    """The client's final JSON line, plus the server's CPU seconds in each replication
+    (/proc sampled when the client announces the start and the end of each)."""
+    assert client.stdout is not None
+    report: dict[str, Any] = {}
+    started: dict[str, float] = {}
+    while line := await client.stdout.readline():
+        data: dict[str, Any] = orjson.loads(line)
+        name = str(data.get("event", ""))
+        kind, _, edge = name.partition("-")
+        if edge == "start":
+            started[kind] = cpu_seconds(server_pid)
+        elif edge == "end":
+            report[f"server_{kind}_cpu_s"] = cpu_seconds(server_pid) - started[kind]
+        else:
+            report.update(data)
+    await client.wait()
+    if client.returncode != 0 or "error" in report:
+        raise RuntimeError(f"PouchDB client failed ({client.returncode}): {report}")
+    return report
+
+
 async def _pouchdb(tmp: Path, docs_path: Path, count: int) -> dict[str, Any]:
     """Run the express-pouchdb server and the PouchDB client; the client's JSON report."""
     (tmp / "pouch-server").mkdir()
@@ -144,11 +175,7 @@ async def _pouchdb(tmp: Path, docs_path: Path, count: int) -> dict[str, Any]:
             cwd=tmp,
             stdout=asyncio.subprocess.PIPE,
         )
-        out, _ = await asyncio.wait_for(client.communicate(), REPLICATION_TIMEOUT)
-        lines = out.decode().strip().splitlines()
-        report: dict[str, Any] = orjson.loads(lines[-1]) if lines else {}
-        if client.returncode != 0 or "error" in report:
-            raise RuntimeError(f"PouchDB client failed ({client.returncode}): {report}")
+        report = await asyncio.wait_for(_client_report(client, server.pid), REPLICATION_TIMEOUT)
     finally:
         for proc in (client, server):
             if proc is None or proc.returncode is not None:
@@ -170,14 +197,13 @@ async def _pouchdb(tmp: Path, docs_path: Path, count: int) -> dict[str, Any]:
 # -- Peerbase --------------------------------------------------------------------------------------
 
 
-async def peerbase(tmp: Path, kind: str, count: int) -> float:
+async def peerbase(tmp: Path, kind: str, count: int) -> ProcessRun:
     """Seconds of a one-shot `kind` of `count` docs between a replicator process and a new
     listener process: push from a filled database, pull into an empty one."""
     database = tmp / ("source" if kind == "push" else "target")
     if kind == "push":
         populate_path(database, count)
-    run = await replicate_in_processes(tmp / "peer", database, kind, count)
-    return run.seconds
+    return await replicate_in_processes(tmp / "peer", database, kind, count)
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
@@ -194,26 +220,41 @@ def measure(count: int) -> list[Result]:
         pouch = asyncio.run(_pouchdb(tmp, path, count))
         pull = asyncio.run(peerbase(tmp, "pull", count))
     results = []
-    for label, ours, theirs in (
-        ("push", push, pouch["push_s"]),
-        ("pull", pull, pouch["pull_s"]),
-    ):
-        results.append(
+    for label, ours in (("push", push), ("pull", pull)):
+        theirs = pouch[f"{label}_s"]
+        ours_cpu = (ours.active_cpu_s + ours.passive_cpu_s) / count * 1e6
+        theirs_cpu = (pouch[f"{label}_cpu_s"] + pouch[f"server_{label}_cpu_s"]) / count * 1e6
+        note = (
+            f"{count:,} docs of ~1 KB, one-shot {label}, two processes on 127.0.0.1: "
+            f"Peerbase {ours.seconds:.2f} s (ws://, listener process), PouchDB {theirs:.2f} s "
+            f"(HTTP, LevelDB both ends); CPU per doc, active + passive: Peerbase "
+            f"{ours.active_cpu_s / count * 1e6:.0f} + {ours.passive_cpu_s / count * 1e6:.0f} us, "
+            f"PouchDB {pouch[f'{label}_cpu_s'] / count * 1e6:.0f} + "
+            f"{pouch[f'server_{label}_cpu_s'] / count * 1e6:.0f} us; order: Peerbase push, "
+            f"PouchDB push and pull, Peerbase pull"
+        )
+        results += [
             Result(
                 f"vs_pouchdb.{label}",
-                count / ours,
+                count / ours.seconds,
                 "docs/s",
                 count / theirs,
                 f"PouchDB 9 -> express-pouchdb {label} over HTTP (docs/s)",
                 goal=GOAL_RATIO,
-                note=(
-                    f"{count:,} docs of ~1 KB, one-shot {label}, two processes on 127.0.0.1: "
-                    f"Peerbase {ours:.2f} s (ws://, listener process), PouchDB {theirs:.2f} s "
-                    f"(HTTP, LevelDB both ends); order: Peerbase push, PouchDB push and pull, "
-                    f"Peerbase pull"
-                ),
-            )
-        )
+                note=note,
+            ),
+            Result(
+                f"vs_pouchdb.{label}.cpu_per_doc",
+                ours_cpu,
+                "us",
+                theirs_cpu,
+                f"PouchDB {label}: CPU of client + server per doc (us)",
+                goal=1 / GOAL_RATIO,
+                lower_is_better=True,
+                note="CPU time of both processes (all threads) per document, steadier than "
+                "docs/s on a shared machine; " + note,
+            ),
+        ]
     return results
 
 

@@ -12,10 +12,8 @@ The parent drives child processes over stdin/stdout, one JSON object a line:
 - ``python -m bench.procs replicate --db DIR --type push|pull|pushpull``: an active peer.
   Opens the database, says ``{"ready": true, "rss_mb", "hwm_mb"}``, waits for ``go URL``
   (so it can be started while the listener is still starting), runs one one-shot
-  replication with URL, says ``{"seconds", "completed", "total", "count",
+  replication with URL, says ``{"seconds", "cpu_s", "completed", "total", "count",
   "hwm_mb", "rss_mb"}`` and exits.
-- ``python -m bench.procs populate --db DIR --docs FILE``: saves the documents of a JSON-lines
-  file (``[id, body]`` a line, see `docs_file`) in batches of 1,000 and says ``{"count": n}``.
 
 `Child.stop` (always called from ``finally``) closes a child's stdin, which makes it quit,
 and kills it if it has not exited within 10 s, so a failing benchmark leaves no process
@@ -77,11 +75,6 @@ def docs_file(directory: Path, count: int) -> Path:
     return path
 
 
-def read_docs_file(path: Path) -> Docs:
-    with path.open("rb") as lines:
-        return [tuple(orjson.loads(line)) for line in lines]
-
-
 def populate(db: Any, docs: Iterable[tuple[str, dict[str, object]]]) -> int:
     """Save `docs` into the default collection of `db` in transactions of 1,000."""
     from engine.store import MutableDocument
@@ -116,6 +109,16 @@ def populate_path(directory: Path, count: int) -> None:
 
 
 # -- /proc -------------------------------------------------------------------------------------
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time a process has used so far, all threads (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid or 'self'}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
 
 
 def memory_mb(pid: int | None = None) -> dict[str, float]:
@@ -292,6 +295,8 @@ class ProcessRun:
     active_idle_mb: float  # RSS of the active process with its database open, before start
     passive_hwm_mb: float
     passive_idle_mb: float  # RSS of the listener once it serves, before the replication
+    active_cpu_s: float  # CPU time (all threads) of the active process during the replication
+    passive_cpu_s: float  # the same of the listener process (read from /proc around it)
 
 
 async def replicate_in_processes(peer: Path, database: Path, kind: str, count: int) -> ProcessRun:
@@ -304,14 +309,24 @@ async def replicate_in_processes(peer: Path, database: Path, kind: str, count: i
     try:
         ready = (await asyncio.gather(listener.start(), active.start()))[1]
         idle = listener.memory()["rss_mb"]
+        cpu = cpu_seconds(listener.pid)
         done = await active.command(f"go {listener.url}", timeout=REPLICATION_TIMEOUT)
+        cpu = cpu_seconds(listener.pid) - cpu
         passive = listener.memory()
         held = await listener.count()
     finally:
         await asyncio.gather(active.stop(), listener.stop())
     if (done["completed"], done["total"], done["count"], held) != (count,) * 4:
         raise RuntimeError(f"{kind} of {count} docs: {done}, the listener holds {held}")
-    return ProcessRun(done["seconds"], done["hwm_mb"], ready["rss_mb"], passive["hwm_mb"], idle)
+    return ProcessRun(
+        done["seconds"],
+        done["hwm_mb"],
+        ready["rss_mb"],
+        passive["hwm_mb"],
+        idle,
+        done["cpu_s"],
+        cpu,
+    )
 
 
 # -- children, their side ----------------------------------------------------------------------
@@ -397,11 +412,14 @@ async def _replicate(directory: Path, kind: str) -> None:
         command, _, url = line.partition(" ")
         if command != "go":
             return
+        cpu = cpu_seconds()
         seconds, status = await replicate_once(db, url, kind)
+        cpu = cpu_seconds() - cpu
         count = await db.run(lambda: db.default_collection().count)
         _say(
             {
                 "seconds": seconds,
+                "cpu_s": cpu,
                 "completed": status.progress.completed,
                 "total": status.progress.total,
                 "count": count,
@@ -412,13 +430,6 @@ async def _replicate(directory: Path, kind: str) -> None:
         db.close()
 
 
-def _populate(directory: Path, docs: Path) -> None:
-    from engine.store import Database
-
-    with Database(DB_NAME, directory) as db:
-        _say({"count": populate(db, read_docs_file(docs))})
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.procs", description=__doc__)
     sub = parser.add_subparsers(dest="role", required=True)
@@ -427,17 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("replicate")
     rep.add_argument("--db", required=True, type=Path)
     rep.add_argument("--type", choices=["push", "pull", "pushpull"], required=True)
-    pop = sub.add_parser("populate")
-    pop.add_argument("--db", required=True, type=Path)
-    pop.add_argument("--docs", required=True, type=Path)
     args = parser.parse_args(argv)
     try:
         if args.role == "listen":
             asyncio.run(_listen(args.db))
-        elif args.role == "replicate":
-            asyncio.run(_replicate(args.db, args.type))
         else:
-            _populate(args.db, args.docs)
+            asyncio.run(_replicate(args.db, args.type))
     except KeyboardInterrupt:
         return 1
     except Exception as exc:  # report to the parent, which raises it

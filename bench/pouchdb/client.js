@@ -3,8 +3,10 @@
 // usage: node client.js DOCS.jsonl DIR URL
 // Loads the documents of DOCS.jsonl ([id, body] a line) into a local PouchDB (LevelDB) in
 // DIR (not timed), pushes them to the remote database URL (one-shot replicate.to), then
-// pulls them into a second, empty local database (one-shot replicate.from). Prints one
-// JSON line: seconds of each step, documents written and the document counts at the end.
+// pulls them into a second, empty local database (one-shot replicate.from). Prints an
+// event line {"event": ...} when each replication starts and ends (the parent samples the
+// server's CPU time then), and at the end one JSON line: seconds and CPU seconds (this
+// process) of each step, documents written and the document counts at the end.
 const fs = require('fs');
 const path = require('path');
 const readline = require('readline');
@@ -14,6 +16,15 @@ const BATCH = 1000;
 
 function seconds(since) {
   return Number(process.hrtime.bigint() - since) / 1e9;
+}
+
+function cpuSeconds(since) {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
+}
+
+function event(name) {
+  process.stdout.write(JSON.stringify({ event: name }) + '\n');
 }
 
 async function load(db, file) {
@@ -52,15 +63,23 @@ async function main() {
   out.loaded = await load(source, file);
   out.load_s = seconds(t);
 
+  event('push-start');
+  let cpu = process.cpuUsage();
   t = process.hrtime.bigint();
   const push = await source.replicate.to(remote);
   out.push_s = seconds(t);
+  out.push_cpu_s = cpuSeconds(cpu);
+  event('push-end');
   out.pushed = push.docs_written;
   out.remote_count = (await remote.info()).doc_count;
 
+  event('pull-start');
+  cpu = process.cpuUsage();
   t = process.hrtime.bigint();
   const pull = await target.replicate.from(remote);
   out.pull_s = seconds(t);
+  out.pull_cpu_s = cpuSeconds(cpu);
+  event('pull-end');
   out.pulled = pull.docs_written;
   out.target_count = (await target.info()).doc_count;
 
