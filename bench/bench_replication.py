@@ -327,7 +327,8 @@ def _measure(docs: Docs, profile_dir: Path | None) -> list[Result]:
         )
         lag_note = (
             f"receiver ({receiver}) loop lag, {int(d.lag['samples'])} samples every 10 ms, "
-            f"p50 {d.lag['p50_ms']:.2f} ms"
+            f"p50 {d.lag['p50_ms']:.2f} ms; of the worst one, "
+            f"{d.lag.get('max_busy_ms', 0.0):.0f} ms at most ran on the loop's thread"
         )
         cpu = (d.active_cpu + d.passive_cpu) * 1e6 / d.docs
         results += [

@@ -38,11 +38,16 @@ class LoopLag:
     def __init__(self, interval: float = LAG_INTERVAL) -> None:
         self.interval = interval
         self.samples: list[float] = []  # lateness in seconds
+        #: CPU the loop's thread used while each sample waited, capped at its lateness:
+        #: near the lateness, the loop was busy (a real stall); near 0, it was waiting
+        #: (for the GIL, a lock, or a CPU the machine's other processes held).
+        self.busy: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.stop_nowait()
         self.samples = []
+        self.busy = []
         self._task = asyncio.get_running_loop().create_task(self._probe(), name="loop-lag")
 
     def stop_nowait(self) -> None:
@@ -62,11 +67,18 @@ class LoopLag:
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + self.interval
+            cpu = time.thread_time()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - due))
+            late = max(0.0, loop.time() - due)
+            self.samples.append(late)
+            self.busy.append(min(late, time.thread_time() - cpu))
 
     def summary(self) -> dict[str, float]:
-        return lag_summary(self.samples)
+        summary = lag_summary(self.samples)
+        if self.samples:
+            worst = max(range(len(self.samples)), key=self.samples.__getitem__)
+            summary["max_busy_ms"] = self.busy[worst] * 1000
+        return summary
 
 
 def lag_summary(samples: list[float]) -> dict[str, float]:
