@@ -32,6 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine gui tests bench
 	$(BIN)/mypy
 
+# The fault scenarios at full size (100,000 docs, many cuts): minutes, not seconds.
+soak: $(STAMP) .ci/.system-deps-ok
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest tests/faults --soak --timeout=1800
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 

@@ -26,6 +26,8 @@ async def connect(
     subprotocols: Sequence[str] = (BLIP_SUBPROTOCOL,),
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
     limits: BlipLimits | None = None,
     name: str = "",
 ) -> BlipConnection:
@@ -38,6 +40,8 @@ async def connect(
         subprotocols=[Subprotocol(p) for p in subprotocols],
         open_timeout=open_timeout,
         ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
         compression=None,  # BLIP compresses frames itself
         max_size=limits.max_frame_size,
     )

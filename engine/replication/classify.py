@@ -8,7 +8,7 @@ import ssl
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from engine.blip import BlipError, ConnectionClosedError
-from engine.errors import PeerbaseError
+from engine.errors import DatabaseBusyError, PeerbaseError
 from engine.replication.errors import (
     AuthenticationError,
     CertificateError,
@@ -50,6 +50,10 @@ def classify(exc: BaseException) -> ReplicationError:
         return TransientError(
             f"network error: {text}", domain="Network", code=getattr(exc, "errno", 0) or 0
         )
+    if isinstance(exc, DatabaseBusyError):
+        err: ReplicationError = TransientError(str(exc), domain="Local")
+        err.__cause__ = exc
+        return err
     if isinstance(exc, PeerbaseError):
         err = PermanentError(str(exc), domain="Local")
         err.__cause__ = exc

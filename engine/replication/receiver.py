@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.blip import BlipError, IncomingRequest, OutgoingReply
-from engine.errors import PeerbaseError
+from engine.errors import (
+    CorruptDatabaseError,
+    DatabaseBusyError,
+    DatabaseClosedError,
+    DiskFullError,
+    PeerbaseError,
+)
 from engine.jsondelta import DeltaError, apply_delta
 from engine.replication.blobs import blob_digests, fetch_blob
 from engine.replication.checkpoint import SequenceTracker
@@ -152,6 +158,14 @@ class Receiver:
         except BlipError as exc:
             self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
             raise
+        except (DiskFullError, DatabaseBusyError, CorruptDatabaseError,
+                DatabaseClosedError) as exc:
+            # Not this document's fault: it stays pending, so no checkpoint passes it.
+            # Pulling, the replication stops with this error; a pusher gets 507 or 503.
+            if self.session.active:
+                self.session.fail(exc)
+            code = 503 if isinstance(exc, DatabaseBusyError) else 507
+            raise BlipError("HTTP", code, f"could not store {msg.doc_id}: {exc}") from exc
         except PeerbaseError as exc:
             self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
             raise BlipError("HTTP", 500, f"could not store {msg.doc_id}: {exc}") from exc

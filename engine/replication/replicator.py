@@ -78,6 +78,8 @@ class _Events(SessionEvents):
 
     def add_completed(self, n: int) -> None:
         self.r._completed = min(self.r._total, self.r._completed + n)
+        if n:  # this connection does useful work: a later drop restarts the backoff
+            self.r._progressed = True
         self.r._schedule_status()
 
     def document(self, is_push: bool, doc: ReplicatedDocument) -> None:
@@ -110,6 +112,7 @@ class Replicator:
         self.statistics = ReplicationStatistics()
         self.server_certificate: bytes | None = None
         self._events = _Events(self)
+        self._progressed = False
 
     # -- public API -----------------------------------------------------------------------
 
@@ -264,6 +267,10 @@ class Replicator:
             headers=headers,
             open_timeout=OPEN_TIMEOUT,
             ping_interval=cfg.heartbeat,
+            # A peer that misses a pong for a heartbeat is gone: do not wait websockets'
+            # 20 s ping timeout, nor 10 s for a closing handshake it will never answer.
+            ping_timeout=min(cfg.heartbeat, 20.0),
+            close_timeout=min(cfg.heartbeat, 10.0),
         )
         ssl_object = conn.websocket.transport.get_extra_info("ssl_object")
         if ssl_object is not None:
@@ -535,6 +542,7 @@ class Replicator:
     async def _wait_done(
         self, session: ReplicationSession, push_tasks: list[asyncio.Task[None]]
     ) -> None:
+        self._error = None  # connected again: the failure that led here is over
         self._set_activity(ActivityLevel.BUSY)
         closed = asyncio.ensure_future(session.conn.wait_closed())
         try:

@@ -21,7 +21,7 @@ from engine.blip import BlipError, ConnectionClosedError
 from engine.errors import PeerbaseError
 from engine.jsondelta import create_delta
 from engine.replication.checkpoint import SequenceTracker
-from engine.replication.errors import ForbiddenError
+from engine.replication.errors import ForbiddenError, PermanentError, TransientError
 from engine.replication.messages import (
     ChangeEntry,
     ProposedChange,
@@ -400,6 +400,15 @@ class Sender:
             if exc.code == 403:
                 raise ForbiddenError(
                     f"the peer refused the push: {exc.message}", domain=exc.domain, code=403
+                ) from exc
+            if exc.code == 507:  # the peer's disk is full: stop; the change stays unsent
+                raise PermanentError(
+                    f"the peer cannot store more: {exc.message}", domain=exc.domain, code=507,
+                    hint="free disk space on the peer, then sync again",
+                ) from exc
+            if exc.code == 503:  # the peer's database is busy: retry later
+                raise TransientError(
+                    f"the peer is busy: {exc.message}", domain=exc.domain, code=503
                 ) from exc
             self.session.stats.errors += 1
             self._sent(change, rev, exc)
