@@ -10,7 +10,15 @@ import time
 from bench.common import Result, print_table, write_json
 
 #: Benchmark modules, each exposing ``run(quick: bool) -> list[Result]``.
-MODULES = ["bench.bench_store", "bench.bench_blip"]
+MODULES = [
+    "bench.bench_store",
+    "bench.bench_blip",
+    "bench.bench_replication",
+    "bench.bench_latency",
+    "bench.bench_rss",
+    "bench.bench_noop",
+    "bench.bench_pouchdb",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

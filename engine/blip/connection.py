@@ -154,6 +154,36 @@ class BlipConnection:
         finally:
             self._inbox.pending.pop(msg.number, None)
 
+    def request(
+        self,
+        profile: str,
+        properties: Mapping[str, str] | None = None,
+        body: bytes | bytearray | memoryview = b"",
+        *,
+        urgent: bool = False,
+        compressed: bool = False,
+    ) -> asyncio.Future[Response]:
+        """Queue a request now and return the future of its reply (no task per request).
+
+        For pipelining many requests; an ERR reply sets BlipError on the future.
+        """
+        if not self._usable:
+            self._check_open()
+        props: Mapping[str, str] | bytes
+        if properties:
+            props = {"Profile": profile, **properties}
+        else:
+            props = self._profile_blocks.get(profile) or self._profile_block(profile)
+        msg = self._core.send_request(props, body, urgent=urgent, compressed=compressed,
+                                      no_reply=False, streaming=False)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        pending = self._inbox.pending
+        number = msg.number
+        pending[number] = (future, False)
+        future.add_done_callback(lambda _f: pending.pop(number, None))
+        self._wake.set()
+        return future
+
     async def _pump(self, msg: OutgoingMessage, body: AsyncIterable[bytes]) -> None:
         """Feed a streamed body into the core, never more than a couple of frames ahead."""
         try:
@@ -259,13 +289,16 @@ class BlipConnection:
         """Queue the reply; for a streamed body, return the coroutine that feeds it."""
         body = reply.body
         streaming = not isinstance(body, _BYTES_TYPES)
+        compressed = request.compressed if reply.compressed is None else reply.compressed
+        if not streaming and not body:
+            compressed = False  # nothing to deflate: skip the sync-flush cost
         try:
             msg = self._core.send_reply(
                 request.number,
                 reply.properties,
                 b"" if streaming else body,  # type: ignore[arg-type]
                 urgent=request.urgent if reply.urgent is None else reply.urgent,
-                compressed=request.compressed if reply.compressed is None else reply.compressed,
+                compressed=compressed,
                 streaming=streaming,
             )
         except LocalProtocolError:

@@ -179,6 +179,12 @@ class Database:
     @property
     def executor(self) -> ThreadPoolExecutor:
         """The single worker thread that runs this database's calls for asyncio code."""
+        # Hot path without the lock: the database thread holds `_lock` for a whole
+        # transaction (a 500-revision insert, a WAL checkpoint), and waiting for it here
+        # blocks the event loop (seen in loop stalls of the replication benchmark).
+        executor = self._executor
+        if executor is not None and not self._closed:
+            return executor
         with self._lock:
             self._check_open()
             if self._executor is None:
@@ -188,7 +194,12 @@ class Database:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store call on the database thread and await its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        except RuntimeError:  # closed (executor shut down) between the check and the submit
+            self._check_open()
+            raise
+        return await future
 
     # -- transactions ---------------------------------------------------------------------
 

@@ -479,3 +479,23 @@ async def test_large_feed_holds_a_bounded_number_of_bodies(make_db: Any, make_pe
     assert 0 < sender.max_bodies_held <= bound < 10_000 // 5
     receiver = peer.sessions[0].contexts[0].receiver
     assert 0 < receiver.inserter.max_queued <= MAX_REVS_IN_FLIGHT
+
+
+async def test_delta_base_missing_on_the_peer_falls_back_to_the_full_body(
+        make_db: Any, make_peer: Any) -> None:
+    client, server = make_db("client"), make_db("server")
+    coll = client.default_collection()
+    coll.save(MutableDocument("big", {"text": "y" * 3000, "n": 1}))
+    # proposeChanges names the base the pusher believes the peer has (a remote mark);
+    # with `changes` the peer itself lists the bases it holds.
+    peer = await make_peer(server, delta_sync=True, conflict_free=True)
+    await replicate(peer.url, [coll], PUSH, enable_delta_sync=True)
+    server.default_collection().purge("big")  # the peer loses the delta's base
+    doc = coll.get_document("big").to_mutable()  # type: ignore[union-attr]
+    doc["n"] = 2
+    coll.save(doc)
+    pusher, status = await replicate(peer.url, [coll], PUSH, enable_delta_sync=True)
+    assert status.error is None and status.progress.completed == status.progress.total == 1
+    assert pusher.statistics.deltas_sent == 1  # tried, refused (404), then sent in full
+    got = server.default_collection().get_document("big")
+    assert got is not None and got.properties == doc.properties and got.rev_id == doc.rev_id
