@@ -14,6 +14,7 @@ MODULES = [
     "bench.bench_store",
     "bench.bench_blip",
     "bench.bench_replication",
+    "bench.bench_tls",
     "bench.bench_latency",
     "bench.bench_rss",
     "bench.bench_noop",
