@@ -299,6 +299,58 @@ class Receiver:
         self.session.stats.conflicts_resolved += 1
 
 
+async def resolve_stored_conflicts(session: ReplicationSession, ctx: CollectionContext) -> int:
+    """Resolve conflicts already in the collection (branches taken while passive).
+
+    The winner is chosen among the open branches with the collection's resolver, the
+    current branch playing "local"; returns how many documents were resolved.
+    """
+    coll = ctx.collection
+    db = session.db
+    resolved = 0
+    for doc_id in await db.run(coll.conflicted_ids):
+        leaves = await db.run(coll.open_leaves, doc_id)
+        if len(leaves) < 2:
+            continue
+        local, remote = leaves[0], leaves[1]
+        conflict = Conflict(
+            doc_id,
+            None if local.deleted else Document(doc_id, local.rev_id, 0, False, local.body,
+                                                collection=coll),
+            None if remote.deleted else Document(doc_id, remote.rev_id, 0, False, remote.body,
+                                                 collection=coll),
+            local.rev_id,
+            remote.rev_id,
+        )
+        resolver = ctx.conflict_resolver or default_resolver
+        winner = resolver(conflict)
+        if inspect.isawaitable(winner):
+            winner = await winner
+        await db.run(_apply_local_resolution, coll, doc_id, conflict, winner)
+        resolved += 1
+    session.stats.conflicts_resolved += resolved
+    return resolved
+
+
+def _apply_local_resolution(
+    coll: Any, doc_id: str, conflict: Conflict, winner: Document | None
+) -> None:
+    """Keep the winning branch as it is when it is one of them; else a merge on the current."""
+    if winner is None:
+        deleted = conflict.local_document is None and conflict.local_rev_id
+        if deleted:
+            coll.resolve_conflict(doc_id, conflict.local_rev_id)
+        elif conflict.remote_document is None:
+            coll.resolve_conflict(doc_id, conflict.remote_rev_id)
+        else:
+            coll.resolve_conflict(doc_id, conflict.local_rev_id, delete=True)
+    elif not isinstance(winner, MutableDocument) and winner.rev_id in (
+            conflict.local_rev_id, conflict.remote_rev_id):
+        coll.resolve_conflict(doc_id, winner.rev_id)
+    else:
+        coll.resolve_conflict(doc_id, conflict.local_rev_id, winner.properties)
+
+
 def _apply_resolution(coll: Any, doc_id: str, conflict: Conflict, winner: Document | None) -> None:
     """Keep the remote branch; put the resolved body on top of it unless it is the remote's.
 

@@ -27,6 +27,7 @@ from engine.replication.config import (
 )
 from engine.replication.errors import ProtocolError, RemoteNotFoundError
 from engine.replication.listeners import ListenerSet
+from engine.replication.receiver import resolve_stored_conflicts
 from engine.replication.sender import Sender
 from engine.replication.session import (
     CollectionContext,
@@ -113,6 +114,7 @@ class Replicator:
         self.server_certificate: bytes | None = None
         self._events = _Events(self)
         self._progressed = False
+        self._resolving: asyncio.Task[None] | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -342,6 +344,8 @@ class Replicator:
             await session.flush_marks()
             await self._save_checkpoints(session, checkpoints)
         finally:
+            if self._resolving is not None:
+                self._resolving.cancel()
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -436,6 +440,7 @@ class Replicator:
         cfg = self.config
         tasks: list[asyncio.Task[None]] = []
         self._pull_done = asyncio.Event()
+        self._resolving = None
         if not cfg.replicator_type.pull:
             self._pull_done.set()
         for cp in checkpoints:
@@ -525,8 +530,8 @@ class Replicator:
         receivers_idle = all(
             ctx is None or ctx.receiver is None or ctx.receiver.idle for ctx in session.contexts
         )
-        if receivers_idle and not self._pull_done.is_set():
-            self._pull_done.set()
+        if receivers_idle and not self._pull_done.is_set() and self._resolving is None:
+            self._resolving = asyncio.create_task(self._after_pull(session))
         senders_idle = all(
             ctx is None or ctx.sender is None or ctx.sender.idle for ctx in session.contexts
         )
@@ -539,10 +544,25 @@ class Replicator:
             return False
         return receivers_idle and all(t.done() for t in push_tasks)
 
+    async def _after_pull(self, session: ReplicationSession) -> None:
+        """Pull caught up: resolve conflicts the database holds, then let push finish."""
+        try:
+            for ctx in session.contexts:
+                if ctx is not None:
+                    await resolve_stored_conflicts(session, ctx)
+        except Exception as exc:
+            session.fail(exc)
+        finally:
+            self._pull_done.set()
+            self._idle_check.set()
+
     async def _wait_done(
         self, session: ReplicationSession, push_tasks: list[asyncio.Task[None]]
     ) -> None:
         self._error = None  # connected again: the failure that led here is over
+        # A working connection restarts the backoff schedule (Couchbase Lite resets its
+        # retry count on connecting).
+        self._progressed = True
         self._set_activity(ActivityLevel.BUSY)
         closed = asyncio.ensure_future(session.conn.wait_closed())
         try:

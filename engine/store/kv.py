@@ -176,7 +176,7 @@ class KVTable:
         rev = tree.revs[cur]
         body = rev.body if rev.body is not None else b"{}"
         blob = tree.encode(cur)
-        flags = (DELETED if rev.deleted else 0) | (CONFLICTED if tree.conflicts() else 0)
+        flags = (DELETED if rev.deleted else 0) | (CONFLICTED if tree.in_conflict() else 0)
         if not bump:
             self._conn.execute(
                 f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", (blob, doc_id)

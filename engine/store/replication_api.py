@@ -12,7 +12,7 @@ from engine.errors import InvalidBodyError
 from engine.store.kv import KVTable, Row
 from engine.store.revid import canonical_json, generation, is_valid_rev_id
 from engine.store.revtree import RevTree
-from engine.store.schema import DELETED
+from engine.store.schema import CONFLICTED, DELETED
 
 MAX_POSSIBLE_ANCESTORS = 10
 
@@ -217,6 +217,30 @@ class ReplicationAPI(KVTable):
         tree = row.rev_tree()
         index = tree.find(rev_id)
         return None if index is None else tree.revs[index].body
+
+    def conflicted_ids(self) -> list[str]:
+        """Documents with two or more open branches, at least one live (to be resolved)."""
+        with self.database._read():
+            rows = self._conn.execute(
+                f"SELECT doc_id FROM {self._table} WHERE flags & {CONFLICTED} ORDER BY seq"
+            )
+            return [r[0] for r in rows]
+
+    def open_leaves(self, doc_id: str) -> list[RevisionData]:
+        """The open branch ends of a document, current first (empty if it is unknown)."""
+        with self.database._read():
+            row = self._row(doc_id)
+        if row is None:
+            return []
+        tree = row.rev_tree()
+        out = []
+        for rev_id in tree.open_leaves():
+            index = tree.find(rev_id)
+            assert index is not None
+            rev = tree.revs[index]
+            out.append(RevisionData(doc_id, rev_id, rev.deleted, rev.body or b"{}",
+                                    tree.history(index)[1:], row.seq))
+        return out
 
     def remote_revisions(self, doc_ids: Sequence[str], remote_id: int) -> dict[str, str]:
         """{doc_id: revID the remote is known to have} for documents with a mark."""

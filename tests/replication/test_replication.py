@@ -499,3 +499,24 @@ async def test_delta_base_missing_on_the_peer_falls_back_to_the_full_body(
     assert pusher.statistics.deltas_sent == 1  # tried, refused (404), then sent in full
     got = server.default_collection().get_document("big")
     assert got is not None and got.properties == doc.properties and got.rev_id == doc.rev_id
+
+
+async def test_conflict_received_while_passive_is_resolved_by_a_later_pull(
+        make_db: Any, make_peer: Any) -> None:
+    a, b = make_db("a"), make_db("b")
+    a_coll, b_coll = a.default_collection(), b.default_collection()
+    a_coll.save(MutableDocument("x", {"v": "a1"}))
+    doc = a_coll.get_document("x").to_mutable()  # type: ignore[union-attr]
+    doc["v"] = "a2"
+    a_coll.save(doc)  # generation 2: wins by the default rule
+    b_coll.save(MutableDocument("x", {"v": "b1"}))
+    peer_a = await make_peer(a)
+    await replicate(peer_a.url, [b_coll], PUSH)  # b pushes into a: a keeps both branches
+    assert a_coll.conflicted_ids() == ["x"]
+    assert len(a_coll.open_leaves("x")) == 2
+    peer_b = await make_peer(b)
+    replicator, status = await replicate(peer_b.url, [a_coll])  # a is active now
+    assert status.error is None and replicator.statistics.conflicts_resolved >= 1
+    assert a_coll.conflicted_ids() == [] and b_coll.conflicted_ids() == []
+    assert a_coll.get_document("x")["v"] == b_coll.get_document("x")["v"] == "a2"  # type: ignore[index]
+    assert snapshot(a_coll) == snapshot(b_coll)
