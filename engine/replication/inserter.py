@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from engine.store import Collection, InsertResult, RevisionInsert
 
@@ -22,9 +23,16 @@ BATCH_DELAY = 0.005
 class Inserter:
     """Queue revisions; a single worker stores them in batches and resolves the waiters."""
 
-    def __init__(self, collection: Collection, remote_id: int | None) -> None:
+    def __init__(
+        self,
+        collection: Collection,
+        remote_id: int | None,
+        outstanding: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._collection = collection
         self._remote_id = remote_id
+        #: How many revisions the peer still owes (asked for and not yet stored).
+        self._outstanding = outstanding
         self._queue: list[tuple[RevisionInsert, asyncio.Future[InsertResult]]] = []
         self._worker: asyncio.Task[None] | None = None
         #: The longest the queue of revisions waiting to be stored has been.
@@ -46,8 +54,11 @@ class Inserter:
     async def _work(self) -> None:
         db = self._collection.database
         while self._queue:
-            # let revs that arrive together (or within a few ms) join this batch
-            await asyncio.sleep(0 if len(self._queue) >= GOOD_BATCH else BATCH_DELAY)
+            # Let revs that arrive together (or within a few ms) join this batch, but wait
+            # only if more are on their way: a lone live edit is stored at once (latency).
+            small = len(self._queue) < GOOD_BATCH
+            more_coming = self._outstanding() > len(self._queue)
+            await asyncio.sleep(BATCH_DELAY if small and more_coming else 0)
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             items = [item for item, _ in batch]
             try:

@@ -58,7 +58,7 @@ class Receiver:
         self._expected: dict[tuple[str, str], Any] = {}
         self._first_reply = True
         self.caught_up = False
-        self.inserter = Inserter(ctx.collection, session.remote_id)
+        self.inserter = Inserter(ctx.collection, session.remote_id, lambda: len(self._expected))
 
     @property
     def idle(self) -> bool:
