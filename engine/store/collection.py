@@ -91,25 +91,56 @@ class Collection(ReplicationAPI):
         if not isinstance(doc, MutableDocument):
             raise TypeError("save() takes a MutableDocument (use doc.to_mutable())")
         body = self._encode_body(doc._props)
-        if doc.rev_id is None and self._save_new_in_batch(doc, body):
+        if (
+            doc.rev_id is None
+            and concurrency is ConcurrencyControl.LAST_WRITE_WINS
+            and self._save_new_in_batch(doc, body)
+        ):
             return
         self._put(doc, body, deleted=False, concurrency=concurrency)
 
     def _save_new_in_batch(self, doc: MutableDocument, body: bytes) -> bool:
-        """Fast path for a new document inside in_batch(); False if it does not apply."""
+        """Fast path for a new document inside in_batch(); False if it does not apply.
+
+        The row is buffered and written with the batch's other new rows in one
+        executemany, before any other read or write and at the latest at commit. A
+        document that turns out to exist is then saved on top of it (last write wins).
+        """
         db = self.database
         with db._lock:
             txn = db._txn  # not None: this thread owns the open transaction (it holds the lock)
             if txn is None or db._closed:
                 return False
+            doc_id = doc.id
+            if type(doc_id) is not str or not 0 < len(doc_id) <= 62:
+                check_doc_id(doc_id)  # the slow, complete check only when needed
             rev_id = new_rev_id(None, False, body)
-            seq = self._insert_new(txn, check_doc_id(doc.id), rev_id, False, body,
-                                   if_absent=True)
-            if seq is None:
-                return False
+            coll_id = self.id
+            seq = txn.seqs.get(coll_id)
+            seq = seq + 1 if seq is not None else db._next_seq(txn, self)
+            txn.seqs[coll_id] = seq
+            txn.pending.append((self, doc, (seq, doc_id, rev_id, 0, body), body))
+            changed = txn.changes.get(coll_id)
+            if changed is None:
+                txn.record(self, doc_id)
+            else:
+                changed[1].append(doc_id)
+            if len(txn.pending) >= 1000:
+                db._flush()
         doc.rev_id, doc.sequence, doc.deleted = rev_id, seq, False
         doc.conflicts = ()
         return True
+
+    def _redo_unsaved(self, entries: list[tuple[Any, Any, tuple[Any, ...], bytes]]) -> None:
+        """After a buffered insert: save again, normally, the rows that were not inserted."""
+        rows = self._rows(e[2][1] for e in entries)
+        for _, doc, (seq, doc_id, _rev, _flags, _body), body in entries:
+            row = rows.get(doc_id)
+            if row is not None and row.seq == seq:
+                continue  # this one went in
+            doc.rev_id = None  # it was never stored: save it on top of what is there
+            self._put(doc, body, deleted=False, concurrency=LAST_WRITE_WINS)
+            rows[doc_id] = self._row(doc_id)  # type: ignore[assignment]
 
     def delete(
         self,

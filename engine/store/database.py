@@ -45,6 +45,9 @@ class _Txn:
 
     seqs: dict[int, int] = field(default_factory=dict)
     changes: dict[int, tuple[Collection, list[str]]] = field(default_factory=dict)
+    #: New-document rows saved in a batch, written with one executemany before anything
+    #: else touches the database (see Collection._save_new_in_batch).
+    pending: list[tuple[Any, Any, tuple[Any, ...], bytes]] = field(default_factory=list)
 
     def record(self, collection: Any, doc_id: str) -> None:
         entry = self.changes.get(collection.id)
@@ -213,7 +216,24 @@ class Database:
         """A write transaction (joined if one is already open on this thread)."""
         return _WriteScope(self)
 
+    def _flush(self) -> None:
+        """Write the batch's buffered new-document rows (caller holds the lock)."""
+        txn = self._txn
+        if txn is None or not txn.pending:
+            return
+        pending, txn.pending = txn.pending, []
+        by_table: dict[Any, list[tuple[Any, Any, tuple[Any, ...], bytes]]] = {}
+        for entry in pending:
+            by_table.setdefault(entry[0], []).append(entry)
+        for coll, entries in by_table.items():
+            cur = self._conn.executemany(coll._insert_if_absent_sql, [e[2] for e in entries])
+            if cur.rowcount == len(entries):
+                continue
+            # Some documents existed (or were saved twice): redo those the normal way.
+            coll._redo_unsaved(entries)
+
     def _commit(self, txn: _Txn) -> None:
+        self._flush()
         for coll_id, seq in txn.seqs.items():
             self._conn.execute("UPDATE collections SET last_seq = ? WHERE id = ?", (seq, coll_id))
         self._conn.execute("COMMIT")
@@ -484,6 +504,12 @@ class _WriteScope:
             db._check_open()
             if db._txn is not None:
                 db._depth += 1
+                if db._txn.pending:
+                    try:
+                        db._flush()
+                    except BaseException:
+                        db._depth -= 1
+                        raise
                 return db._txn
             try:
                 db._conn.execute("BEGIN IMMEDIATE")
@@ -533,10 +559,20 @@ class _ReadGuard:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db._lock.acquire()
-        if self._db._closed:
-            self._db._lock.release()
-            raise DatabaseClosedError(f"database {self._db.name!r} is closed")
+        db = self._db
+        db._lock.acquire()
+        if db._closed:
+            db._lock.release()
+            raise DatabaseClosedError(f"database {db.name!r} is closed")
+        if db._txn is not None and db._txn.pending:
+            try:
+                db._flush()  # read your own writes
+            except sqlite3.Error as exc:
+                db._lock.release()
+                raise translate(exc, db.file) from exc
+            except BaseException:
+                db._lock.release()
+                raise
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db._lock.release()

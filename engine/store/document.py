@@ -128,9 +128,14 @@ class MutableDocument(Document, MutableMapping[str, Any]):
     __slots__ = ()
 
     def __init__(self, doc_id: str | None = None, data: Mapping[str, Any] | None = None) -> None:
-        super().__init__(
-            check_doc_id(doc_id) if doc_id is not None else uuid.uuid4().hex, None, 0, False, None
-        )
+        # Attributes set directly (no super().__init__): documents are made in bulk.
+        self.id = check_doc_id(doc_id) if doc_id is not None else uuid.uuid4().hex
+        self.rev_id = None
+        self.sequence = 0
+        self.deleted = False
+        self.conflicts = ()
+        self._body = None
+        self._collection = None
         self._data = dict(data) if data is not None else {}
 
     @property

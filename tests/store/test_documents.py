@@ -239,3 +239,31 @@ def test_open_path_names_database_after_folder(tmp_path: object) -> None:
     with Database.open_path(folder) as db:
         assert db.name == "notes"
         assert (folder / "db.sqlite3").is_file()
+
+
+def test_new_documents_buffered_in_a_batch_keep_save_semantics(coll: Collection,
+                                                               db: Database) -> None:
+    coll.save(MutableDocument("exists", {"v": "old"}))
+    events: list[object] = []
+    coll.add_change_listener(events.append)
+    with db.in_batch():
+        fresh = MutableDocument("fresh", {"v": 1})
+        coll.save(fresh)
+        assert coll.get_document("fresh")["v"] == 1  # type: ignore[index]  # read own write
+        again = MutableDocument("exists", {"v": "new"})  # a new object for an existing ID
+        coll.save(again)
+        twice_a = MutableDocument("twice", {"v": "a"})
+        twice_b = MutableDocument("twice", {"v": "b"})
+        coll.save(twice_a)
+        coll.save(twice_b)
+        with pytest.raises(ConflictError):  # checked at once, not deferred
+            coll.save(MutableDocument("exists", {"v": "x"}), FAIL_ON_CONFLICT)
+    existing = coll.get_document("exists")
+    assert existing is not None and existing["v"] == "new" and existing.generation == 2
+    assert again.rev_id == existing.rev_id and again.sequence == existing.sequence
+    twice = coll.get_document("twice")
+    assert twice is not None and twice["v"] == "b" and twice.generation == 2
+    assert twice_b.rev_id == twice.rev_id
+    assert len(events) == 1  # one notification for the whole batch
+    seqs = [c.sequence for c in coll.changes_since(0)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
