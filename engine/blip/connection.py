@@ -128,11 +128,7 @@ class BlipConnection:
         """Send a request and wait for its reply; an ERR reply raises BlipError."""
         if not self._usable:
             self._check_open()
-        props: Mapping[str, str] | bytes
-        if properties:
-            props = {"Profile": profile, **properties}
-        else:
-            props = self._profile_blocks.get(profile) or self._profile_block(profile)
+        props = self._request_properties(profile, properties)
         streaming = not isinstance(body, _BYTES_TYPES)
         msg = self._core.send_request(
             props,
@@ -169,11 +165,7 @@ class BlipConnection:
         """
         if not self._usable:
             self._check_open()
-        props: Mapping[str, str] | bytes
-        if properties:
-            props = {"Profile": profile, **properties}
-        else:
-            props = self._profile_blocks.get(profile) or self._profile_block(profile)
+        props = self._request_properties(profile, properties)
         msg = self._core.send_request(props, body, urgent=urgent, compressed=compressed,
                                       no_reply=False, streaming=False)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
@@ -198,6 +190,14 @@ class BlipConnection:
             # An iterator failing half-way ends the message short; the exception propagates.
             self._core.end_body(msg)
             self._wake.set()
+
+    def _request_properties(
+        self, profile: str, properties: Mapping[str, str] | None
+    ) -> Mapping[str, str] | bytes:
+        """A request's properties: a dict, or the cached block of a bare Profile."""
+        if properties:
+            return {"Profile": profile, **properties}
+        return self._profile_blocks.get(profile) or self._profile_block(profile)
 
     def _profile_block(self, profile: str) -> bytes:
         """The encoded properties of a request with just a Profile (cached: they repeat)."""

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from engine.store import ListenerToken
+from engine.store.observers import CallbackRunner
 
 __all__ = ["ListenerSet"]
-
-log = logging.getLogger(__name__)
 
 
 class ListenerSet:
@@ -20,7 +16,7 @@ class ListenerSet:
 
     def __init__(self) -> None:
         self._callbacks: list[Callable[[Any], Any]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner = CallbackRunner("replicator listener")
 
     def __bool__(self) -> bool:
         return bool(self._callbacks)
@@ -36,22 +32,8 @@ class ListenerSet:
 
     def emit(self, event: Any) -> None:
         for callback in list(self._callbacks):
-            try:
-                result = callback(event)
-            except Exception:
-                log.exception("replicator listener %r failed", callback)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("async replicator listener failed", exc_info=task.exception())
+            self._runner.call(callback, event)
 
     async def drain(self) -> None:
         """Wait for async listeners still running."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._runner.drain()

@@ -33,7 +33,7 @@ from engine.replication.messages import (
     flag,
 )
 from engine.replication.status import DocumentFlags, ReplicatedDocument
-from engine.store import Document, InsertResult, MutableDocument, RevisionInsert
+from engine.store import Document, InsertResult, MutableDocument, RevisionData, RevisionInsert
 from engine.store.revid import canonical_json
 
 if TYPE_CHECKING:
@@ -280,23 +280,28 @@ class Receiver:
         )
         if local is None or remote is None:
             return
-        conflict = Conflict(
-            doc_id,
-            None
-            if local.deleted
-            else Document(doc_id, local_rev, 0, False, local.body, collection=coll),
-            None
-            if remote.deleted
-            else Document(doc_id, remote_rev, 0, False, remote.body, collection=coll),
-            local_rev,
-            remote_rev,
-        )
-        resolver = self.ctx.conflict_resolver or default_resolver
-        winner = resolver(conflict)
-        if inspect.isawaitable(winner):
-            winner = await winner
+        conflict, winner = await _decide(self.ctx, doc_id, local, remote)
         await self.session.db.run(_apply_resolution, coll, doc_id, conflict, winner)
         self.session.stats.conflicts_resolved += 1
+
+
+async def _decide(
+    ctx: CollectionContext, doc_id: str, local: RevisionData, remote: RevisionData
+) -> tuple[Conflict, Document | None]:
+    """Ask the collection's resolver (or the default one) to pick between two branches."""
+    coll = ctx.collection
+
+    def side(rev: RevisionData) -> Document | None:
+        if rev.deleted:
+            return None
+        return Document(doc_id, rev.rev_id, 0, False, rev.body, collection=coll)
+
+    conflict = Conflict(doc_id, side(local), side(remote), local.rev_id, remote.rev_id)
+    resolver = ctx.conflict_resolver or default_resolver
+    winner = resolver(conflict)
+    if inspect.isawaitable(winner):
+        winner = await winner
+    return conflict, winner
 
 
 async def resolve_stored_conflicts(session: ReplicationSession, ctx: CollectionContext) -> int:
@@ -312,20 +317,7 @@ async def resolve_stored_conflicts(session: ReplicationSession, ctx: CollectionC
         leaves = await db.run(coll.open_leaves, doc_id)
         if len(leaves) < 2:
             continue
-        local, remote = leaves[0], leaves[1]
-        conflict = Conflict(
-            doc_id,
-            None if local.deleted else Document(doc_id, local.rev_id, 0, False, local.body,
-                                                collection=coll),
-            None if remote.deleted else Document(doc_id, remote.rev_id, 0, False, remote.body,
-                                                 collection=coll),
-            local.rev_id,
-            remote.rev_id,
-        )
-        resolver = ctx.conflict_resolver or default_resolver
-        winner = resolver(conflict)
-        if inspect.isawaitable(winner):
-            winner = await winner
+        conflict, winner = await _decide(ctx, doc_id, leaves[0], leaves[1])
         await db.run(_apply_local_resolution, coll, doc_id, conflict, winner)
         resolved += 1
     session.stats.conflicts_resolved += resolved

@@ -23,6 +23,7 @@ from engine.replication.classify import classify
 from engine.replication.config import (
     BasicAuthenticator,
     ClientCertificateAuthenticator,
+    CollectionConfiguration,
     ReplicatorConfiguration,
 )
 from engine.replication.errors import ProtocolError, RemoteNotFoundError
@@ -288,6 +289,9 @@ class Replicator:
         """The peer's identity: its certificate if it has one, else its URL."""
         if self.server_certificate:
             return "cert:" + hashlib.sha256(self.server_certificate).hexdigest()
+        return self._url_key()
+
+    def _url_key(self) -> str:
         return "url:" + self.config.target.url.rstrip("/")
 
     async def _attempt(self, reset: bool) -> None:
@@ -330,7 +334,7 @@ class Replicator:
                         self.db.uuid,
                         remote_key,
                         ctx.collection.full_name,
-                        self._options_signature(ctx),
+                        _options_signature(ctx.config),
                     ),
                 )
                 for ctx in session.contexts
@@ -366,14 +370,6 @@ class Replicator:
     async def _local_rev(self, key: str) -> str | None:
         found = await self.db.run(self.db.get_local, key)
         return None if found is None else found[0]
-
-    def _options_signature(self, ctx: CollectionContext) -> Any:
-        cfg = ctx.config
-        return {
-            "doc_ids": sorted(cfg.document_ids or []),
-            "push_filter": cfg.push_filter is not None,
-            "pull_filter": cfg.pull_filter is not None,
-        }
 
     def _merge_stats(self, session: ReplicationSession) -> None:
         for name in (
@@ -607,18 +603,14 @@ class Replicator:
         if cfg is None:
             raise ValueError(f"{coll.full_name} is not replicated by this replicator")
         found = self.db.get_local(f"replicator-peer/{self.config.target.url}")
-        key = found[1]["key"] if found else "url:" + self.config.target.url.rstrip("/")
+        key = found[1]["key"] if found else self._url_key()
         cp = self.db.get_local(
             local_checkpoint_key(
                 checkpoint_id(
                     self.db.uuid,
                     key,
                     coll.full_name,
-                    {
-                        "doc_ids": sorted(cfg.document_ids or []),
-                        "push_filter": cfg.push_filter is not None,
-                        "pull_filter": cfg.pull_filter is not None,
-                    },
+                    _options_signature(cfg),
                 )
             )
         )
@@ -649,6 +641,15 @@ class Replicator:
                     kept.add(doc_id)
             pending = kept
         return pending
+
+
+def _options_signature(cfg: CollectionConfiguration) -> Any:
+    """What, besides the peer and the collection, makes a checkpoint (filters, doc IDs)."""
+    return {
+        "doc_ids": sorted(cfg.document_ids or []),
+        "push_filter": cfg.push_filter is not None,
+        "pull_filter": cfg.pull_filter is not None,
+    }
 
 
 def _json(value: Any) -> bytes:

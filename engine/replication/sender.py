@@ -331,8 +331,7 @@ class Sender:
             self.max_history = max(1, int(props.get("maxHistory", self.max_history)))
 
     def _not_sent(self, change: Change, status: int, rev: str | None) -> None:
-        self.tracker.finish(change.sequence)
-        self.session.events.add_completed(1)
+        """The peer did not want the revision: 304 (has it) or 409 (a conflict)."""
         error = None
         if status == 409:
             error = PeerbaseError(
@@ -340,18 +339,7 @@ class Sender:
                 hint="pull to resolve the conflict, then push again",
             )
             self.session.stats.errors += 1
-        self.session.events.document(
-            True,
-            ReplicatedDocument(
-                change.doc_id,
-                self.ctx.collection.full_name,
-                DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE,
-                error,
-                change.rev_id,
-            ),
-        )
-
-    # -- revisions -----------------------------------------------------------------------
+        self._sent(change, None, error)
 
     async def _send_revs(self, wanted: list[tuple[Change, list[str]]]) -> None:
         db = self.session.db

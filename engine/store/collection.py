@@ -11,7 +11,7 @@ from engine.store.document import LAST_WRITE_WINS, ConcurrencyControl, Document,
 from engine.store.names import check_doc_id
 from engine.store.observers import CollectionChange, DocumentChange, ListenerToken
 from engine.store.replication_api import ReplicationAPI
-from engine.store.revid import canonical_json, new_rev_id
+from engine.store.revid import new_rev_id
 from engine.store.revtree import CLOSE_BODY, RevTree
 from engine.store.schema import DELETED
 
@@ -279,8 +279,3 @@ class Collection(ReplicationAPI):
         token = self.database.notifier.add((self.id, doc_id), callback)
         self.database._housekeeping()
         return token
-
-
-def body_of(properties: Mapping[str, Any]) -> bytes:
-    """Canonical JSON of plain properties (no Blob objects)."""
-    return canonical_json(dict(properties))

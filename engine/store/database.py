@@ -72,26 +72,20 @@ class Database:
         max_rev_tree_depth: int = 20,
         full_sync: bool = False,
         busy_timeout: float = 5.0,
+        _path: Path | None = None,
     ) -> None:
         self.name = check_database_name(name)
-        base = Path(directory) if directory is not None else default_directory()
-        self.path = base / f"{name}{SUFFIX}"
+        if _path is None:
+            base = Path(directory) if directory is not None else default_directory()
+            _path = base / f"{name}{SUFFIX}"
+        self.path = _path
         self._open(max_rev_tree_depth, full_sync, busy_timeout)
 
     @classmethod
     def open_path(cls, path: str | Path, **options: Any) -> Database:
         """Open the database stored directly in folder `path` (named after the folder)."""
         path = Path(path)
-        name = path.name.removesuffix(SUFFIX)
-        db = cls.__new__(cls)
-        db.name = check_database_name(name)
-        db.path = path
-        db._open(
-            options.get("max_rev_tree_depth", 20),
-            options.get("full_sync", False),
-            options.get("busy_timeout", 5.0),
-        )
-        return db
+        return cls(path.name.removesuffix(SUFFIX), _path=path, **options)
 
     @staticmethod
     def exists(name: str, directory: str | Path | None = None) -> bool:
@@ -241,8 +235,6 @@ class Database:
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
-        for coll in self._collections.values():
-            coll._forget_cache()
 
     def _after_commit(self, txn: _Txn) -> None:
         for coll_id, seq in txn.seqs.items():
@@ -482,7 +474,6 @@ class Database:
                     )
                 ]
                 coll._notified_seq = row[0]
-                coll._forget_cache()
                 pending.append((coll, ids))
         for coll, ids in pending:
             self.notifier.notify(coll, ids)

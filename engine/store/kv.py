@@ -92,9 +92,6 @@ class KVTable:
             raise DatabaseClosedError(f"collection {self.full_name} was deleted")
         return self.database._conn
 
-    def _forget_cache(self) -> None:
-        """Hook for caches of rows; called after rollbacks and external commits."""
-
     def _row(self, doc_id: str) -> Row | None:
         found = self._conn.execute(self._select_one, (doc_id,)).fetchone()
         return None if found is None else Row(*found)

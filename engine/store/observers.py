@@ -61,6 +61,42 @@ class _Listener:
     loop: asyncio.AbstractEventLoop | None
 
 
+class CallbackRunner:
+    """Calls listeners that may be sync or async; async ones run as tracked tasks.
+
+    A failing listener is logged and never reaches the code that notified it.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def call(self, callback: Callback, event: object) -> None:
+        try:
+            result = callback(event)
+        except Exception:
+            log.exception("%s %r failed", self.what, callback)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self.tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("async %s failed", self.what, exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for async listeners still running."""
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+
 class Notifier:
     """Listener registry of one database, keyed by collection ID and document ID."""
 
@@ -68,7 +104,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._collection: dict[int, list[_Listener]] = {}
         self._document: dict[tuple[int, str], list[_Listener]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner = CallbackRunner("change listener")
 
     def has_listeners(self, coll_id: int | None = None) -> bool:
         with self._lock:
@@ -122,30 +158,13 @@ class Notifier:
 
     def _deliver(self, listener: _Listener, event: object) -> None:
         if listener.loop is None:
-            self._invoke(listener.callback, event)
+            self._runner.call(listener.callback, event)
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens any more
-            listener.loop.call_soon_threadsafe(self._invoke, listener.callback, event)
-
-    def _invoke(self, callback: Callback, event: object) -> None:
-        try:
-            result = callback(event)
-        except Exception:
-            log.exception("change listener %r failed", callback)
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("async change listener failed", exc_info=task.exception())
+            listener.loop.call_soon_threadsafe(self._runner.call, listener.callback, event)
 
     def clear(self) -> None:
         with self._lock:
             self._collection.clear()
             self._document.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        self._runner.cancel()

@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from engine.errors import InvalidBodyError
 from engine.store.kv import KVTable, Row
 from engine.store.revid import canonical_json, generation, is_valid_rev_id
@@ -407,11 +405,3 @@ def _revision_data(
     body = rev.body
     assert body is not None
     return RevisionData(doc_id, rev.rev_id, rev.deleted, body, history, row.seq)
-
-
-def parse_body(body: bytes) -> dict[str, Any]:
-    """Decode a stored body."""
-    value = orjson.loads(body)
-    if not isinstance(value, dict):
-        raise InvalidBodyError("stored body is not a JSON object")
-    return value

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from engine.store.revid import generation, winner_key
+from engine.store.revid import winner_key
 
 NO_PARENT = -1
 
@@ -203,6 +203,3 @@ class RevTree:
         self.revs = revs
         self._index = {rev.rev_id: i for i, rev in enumerate(revs)}
         self.remotes = {k: v for k, v in self.remotes.items() if v in self._index}
-
-    def generation_of(self, index: int) -> int:
-        return generation(self.revs[index].rev_id)
