@@ -111,19 +111,25 @@ async def _stdin_lines() -> asyncio.StreamReader:
     return reader
 
 
-async def serve_peer(directory: Path, name: str, host: str, port: int) -> None:
+async def serve_peer(
+    directory: Path, name: str, host: str, port: int, *, rev_batches: bool = True
+) -> None:
     from engine.blip import BlipConnection, serve
-    from engine.replication import ReplicationSession
+    from engine.replication import ReplicationSession, SessionOptions, server_header
     from engine.store import Database
 
     db = Database(name, directory)
     sessions: set[ReplicationSession] = set()
+    options = SessionOptions(rev_batches=rev_batches)
 
     def on_connection(conn: BlipConnection) -> None:
-        session = ReplicationSession(conn, db, active=False, collections=[db.default_collection()])
+        session = ReplicationSession(
+            conn, db, active=False, collections=[db.default_collection()], options=options
+        )
         sessions.add(session)
 
-    server = await serve(on_connection, host, port)
+    # Announced as a Peerbase listener announces itself (it takes branches and batches).
+    server = await serve(on_connection, host, port, server_header=server_header(options))
     lag = LoopLag()
     profiler: cProfile.Profile | None = None
     try:
@@ -179,8 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="server", help="database name (the URL's path)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument(
+        "--standard",
+        action="store_true",
+        help="one `rev` per revision, as with Couchbase Lite (no `revs` batches)",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve_peer(args.db, args.name, args.host, args.port))
+    asyncio.run(serve_peer(args.db, args.name, args.host, args.port, rev_batches=not args.standard))
     return 0
 
 

@@ -51,7 +51,7 @@ from engine.listener.interfaces import (
     resolve_interface,
     url_host,
 )
-from engine.replication import SERVER_HEADER, ReplicationSession, SessionEvents, SessionOptions
+from engine.replication import ReplicationSession, SessionEvents, SessionOptions, server_header
 from engine.tls import IdentityExpiredError, TLSIdentity, fingerprint, peer_certificate_chain
 
 __all__ = ["ConnectionInfo", "ListenerStatus", "URLEndpointListener"]
@@ -237,7 +237,7 @@ class URLEndpointListener:
                     process_request=self._process_request,
                     open_timeout=cfg.open_timeout,
                     close_timeout=CLOSE_TIMEOUT,
-                    server_header=SERVER_HEADER,
+                    server_header=server_header(self._session_options()),
                 )
                 self._servers.append(server)
         except BaseException:
@@ -376,6 +376,10 @@ class URLEndpointListener:
 
     # -- connections ----------------------------------------------------------------------
 
+    def _session_options(self) -> SessionOptions:
+        cfg = self.config
+        return SessionOptions(read_only=cfg.read_only, delta_sync=cfg.enable_delta_sync)
+
     async def _on_connection(self, conn: BlipConnection) -> None:
         ws = conn.websocket
         assert isinstance(ws, ServerConnection)
@@ -389,7 +393,7 @@ class URLEndpointListener:
                 cfg.database,
                 active=False,
                 collections=cfg.collections,
-                options=SessionOptions(read_only=cfg.read_only, delta_sync=cfg.enable_delta_sync),
+                options=self._session_options(),
                 events=SessionEvents(),
             )
         self._peers[peer.connection_id] = peer

@@ -29,6 +29,8 @@ from engine.replication.session import (
     SessionEvents,
     SessionOptions,
     peer_accepts_branches,
+    peer_takes_rev_batches,
+    server_header,
 )
 from engine.replication.status import (
     ActivityLevel,
@@ -75,4 +77,6 @@ __all__ = [
     "checkpoint_id",
     "default_resolver",
     "peer_accepts_branches",
+    "peer_takes_rev_batches",
+    "server_header",
 ]

@@ -10,9 +10,18 @@ from typing import Any
 from engine.blip import BlipConnection, BlipError, IncomingRequest, OutgoingReply
 from engine.store import Database, is_blob_dict
 
-__all__ = ["blob_digests", "fetch_blob", "prove_attachment", "serve_blob"]
+__all__ = ["blob_digests", "fetch_blob", "may_have_blobs", "prove_attachment", "serve_blob"]
 
 CHUNK = 16 * 1024
+
+
+def may_have_blobs(raw: bytes) -> bool:
+    """False when JSON text cannot reference a blob (walking each body costs ~5 us a doc).
+
+    A blob needs an ``@type`` or ``_attachments`` key, which JSON could only hide with
+    ``\\u`` escapes; any backslash-u sends the body through the full walk.
+    """
+    return b"@type" in raw or b"_attachments" in raw or b"\\u" in raw
 
 
 def blob_digests(body: Any) -> Iterator[str]:

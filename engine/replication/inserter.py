@@ -51,6 +51,19 @@ class Inserter:
             self._worker = asyncio.create_task(self._work(), name="rev-inserter")
         return await future
 
+    async def insert_many(self, items: list[RevisionInsert]) -> list[InsertResult | BaseException]:
+        """Store every item (in as few transactions as fit); a result or error for each."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[InsertResult]] = []
+        for item in items:
+            future: asyncio.Future[InsertResult] = loop.create_future()
+            self._queue.append((item, future))
+            futures.append(future)
+        self.max_queued = max(self.max_queued, len(self._queue))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="rev-inserter")
+        return await asyncio.gather(*futures, return_exceptions=True)
+
     async def _work(self) -> None:
         db = self._collection.database
         while self._queue:

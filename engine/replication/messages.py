@@ -19,6 +19,8 @@ __all__ = [
     "ChangeEntry",
     "ProposedChange",
     "RevMessage",
+    "check_doc_id",
+    "check_rev",
     "decode_changes",
     "decode_changes_reply",
     "decode_proposals",
@@ -46,13 +48,13 @@ def _json(body: bytes, what: str) -> Any:
         raise ProtocolError(f"{what} body is not JSON: {exc}", code=400) from None
 
 
-def _check_doc_id(value: Any, what: str) -> str:
+def check_doc_id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value or len(value.encode()) > 250:
         raise ProtocolError(f"{what}: invalid document ID {value!r}", code=400)
     return value
 
 
-def _check_rev(value: Any, what: str) -> str:
+def check_rev(value: Any, what: str) -> str:
     if not is_valid_rev_id(value):
         raise ProtocolError(f"{what}: invalid revision ID {value!r}", code=400)
     return str(value)
@@ -90,8 +92,8 @@ def decode_changes(body: bytes) -> list[ChangeEntry]:
         out.append(
             ChangeEntry(
                 item[0],
-                _check_doc_id(item[1], "changes"),
-                _check_rev(item[2], "changes"),
+                check_doc_id(item[1], "changes"),
+                check_rev(item[2], "changes"),
                 deleted,
                 size,
             )
@@ -150,12 +152,12 @@ def decode_proposals(body: bytes) -> list[ProposedChange]:
             raise ProtocolError(f"malformed proposeChanges entry {item!r}", code=400)
         server = item[2] if len(item) > 2 and isinstance(item[2], str) else ""
         if server:
-            _check_rev(server, "proposeChanges")
+            check_rev(server, "proposeChanges")
         size = item[3] if len(item) > 3 and isinstance(item[3], int) else 0
         out.append(
             ProposedChange(
-                _check_doc_id(item[0], "proposeChanges"),
-                _check_rev(item[1], "proposeChanges"),
+                check_doc_id(item[0], "proposeChanges"),
+                check_rev(item[1], "proposeChanges"),
                 server,
                 size,
             )
@@ -237,14 +239,14 @@ class RevMessage:
 
     @classmethod
     def parse(cls, props: Mapping[str, str]) -> RevMessage:
-        doc_id = _check_doc_id(props.get("id"), "rev")
-        rev_id = _check_rev(props.get("rev"), "rev")
+        doc_id = check_doc_id(props.get("id"), "rev")
+        rev_id = check_rev(props.get("rev"), "rev")
         history = tuple(parse_history(props.get("history", "")))
         for rev in history:
-            _check_rev(rev, "rev history")
+            check_rev(rev, "rev history")
         delta = props.get("deltaSrc") or None
         if delta:
-            _check_rev(delta, "rev deltaSrc")
+            check_rev(delta, "rev deltaSrc")
         return cls(
             doc_id,
             rev_id,

@@ -20,9 +20,10 @@ from engine.errors import (
     PeerbaseError,
 )
 from engine.jsondelta import DeltaError, apply_delta
-from engine.replication.blobs import blob_digests, fetch_blob
+from engine.replication.blobs import blob_digests, fetch_blob, may_have_blobs
 from engine.replication.checkpoint import SequenceTracker
 from engine.replication.conflicts import Conflict, default_resolver
+from engine.replication.errors import ProtocolError
 from engine.replication.inserter import Inserter
 from engine.replication.messages import (
     RevMessage,
@@ -32,6 +33,7 @@ from engine.replication.messages import (
     encode_propose_reply,
     flag,
 )
+from engine.replication.revbatch import Status, decode_batch, encode_batch_reply
 from engine.replication.status import DocumentFlags, ReplicatedDocument
 from engine.store import Document, InsertResult, MutableDocument, RevisionData, RevisionInsert
 from engine.store.revid import canonical_json
@@ -154,30 +156,91 @@ class Receiver:
         self._refuse_if_read_only()
         msg = RevMessage.parse(request.properties)
         try:
-            result = await self._store(msg, request.body)
-        except BlipError as exc:
+            body = self._decode_body(request.body)
+            item = await self._prepare(msg, body, may_have_blobs(request.body))
+            result = None if item is None else await self.inserter.insert(item)
+            if result is not None:
+                await self._after_insert(msg, result)
+        except Exception as exc:
+            failure = self._failed(msg, exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        error = self._outcome(msg, result, len(request.body))
+        if error is not None:
+            raise error
+        return None
+
+    async def on_revs(self, request: IncomingRequest) -> OutgoingReply | None:
+        """A `revs` message (Peerbase extension): store many revisions, one status each."""
+        self._refuse_if_read_only()
+        try:
+            entries = decode_batch(request.body)
+        except ProtocolError as exc:
+            raise BlipError("HTTP", 400, exc.args[0]) from None
+        blobs = may_have_blobs(request.body)
+        statuses: list[Status] = [0] * len(entries)
+        items: list[RevisionInsert] = []
+        stored: list[int] = []
+        for i, (msg, body) in enumerate(entries):
+            try:
+                item = await self._prepare(msg, body, blobs)
+            except Exception as exc:
+                statuses[i] = _status(self._failed(msg, exc))
+                continue
+            if item is None:
+                self._outcome(msg, None, 0)
+            else:
+                items.append(item)
+                stored.append(i)
+        results = await self.inserter.insert_many(items) if items else []
+        for i, item, result in zip(stored, items, results, strict=True):
+            msg = entries[i][0]
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                await self._after_insert(msg, result)
+            except Exception as exc:
+                statuses[i] = _status(self._failed(msg, exc))
+                continue
+            error = self._outcome(msg, result, len(item.body))
+            if error is not None:
+                statuses[i] = _status(error)
+        if request.no_reply:
+            return None
+        return OutgoingReply(body=encode_batch_reply(statuses))
+
+    def _failed(self, msg: RevMessage, exc: Exception) -> Exception:
+        """The error to answer for a revision that could not be stored."""
+        if isinstance(exc, BlipError):
             self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
-            raise
-        except (DiskFullError, DatabaseBusyError, CorruptDatabaseError,
-                DatabaseClosedError) as exc:
+            return exc
+        if isinstance(exc, (DiskFullError, DatabaseBusyError, CorruptDatabaseError,
+                            DatabaseClosedError)):
             # Not this document's fault: it stays pending, so no checkpoint passes it.
             # Pulling, the replication stops with this error; a pusher gets 507 or 503.
             if self.session.active:
                 self.session.fail(exc)
             code = 503 if isinstance(exc, DatabaseBusyError) else 507
-            raise BlipError("HTTP", code, f"could not store {msg.doc_id}: {exc}") from exc
-        except PeerbaseError as exc:
+            return BlipError("HTTP", code, f"could not store {msg.doc_id}: {exc}")
+        if isinstance(exc, PeerbaseError):
             self._done(msg.doc_id, msg.rev_id, DocumentFlags.NONE, exc)
-            raise BlipError("HTTP", 500, f"could not store {msg.doc_id}: {exc}") from exc
+            return BlipError("HTTP", 500, f"could not store {msg.doc_id}: {exc}")
+        return exc
+
+    def _outcome(
+        self, msg: RevMessage, result: InsertResult | None, size: int
+    ) -> BlipError | None:
+        """Report a revision handled (stored, already known, filtered out or rejected)."""
         flags = DocumentFlags.DELETED if msg.deleted else DocumentFlags.NONE
         if result is not None and result.rejected:
             error = BlipError(
                 "HTTP", 409, f"{msg.doc_id} {msg.rev_id} conflicts with {result.current_rev_id}"
             )
             self._done(msg.doc_id, msg.rev_id, flags, error)
-            raise error
+            return error
         self.session.stats.docs_pulled += result is not None and result.inserted
-        self.session.stats.bytes_pulled += len(request.body)
+        self.session.stats.bytes_pulled += size
         self._done(msg.doc_id, msg.rev_id, flags, None)
         return None
 
@@ -195,10 +258,15 @@ class Receiver:
         )
         self.session.check_idle()
 
-    async def _store(self, msg: RevMessage, raw: bytes) -> InsertResult | None:
+    async def _prepare(
+        self, msg: RevMessage, body: dict[str, Any], blobs: bool
+    ) -> RevisionInsert | None:
+        """The revision to insert (None if the pull filter drops it); fetches missing blobs.
+
+        `blobs` False means the raw message cannot reference a blob (a quick byte check).
+        """
         db = self.session.db
         coll = self.ctx.collection
-        body = self._decode_body(raw)
         if msg.delta_src:
             body = await self._apply_delta(msg, body)
         for key in _SPECIAL:
@@ -214,13 +282,14 @@ class Receiver:
                 keep = await keep
             if not keep:
                 return None
-        for digest in dict.fromkeys(blob_digests(body)):
-            if not db.blob_store.has(digest):
-                length = await fetch_blob(
-                    self.session.conn, db, digest, msg.doc_id, self.ctx.wire_index
-                )
-                self.session.stats.bytes_pulled += length
-        item = RevisionInsert(
+        if blobs or msg.delta_src:
+            for digest in dict.fromkeys(blob_digests(body)):
+                if not db.blob_store.has(digest):
+                    length = await fetch_blob(
+                        self.session.conn, db, digest, msg.doc_id, self.ctx.wire_index
+                    )
+                    self.session.stats.bytes_pulled += length
+        return RevisionInsert(
             msg.doc_id,
             msg.rev_id,
             msg.history,
@@ -228,10 +297,10 @@ class Receiver:
             msg.deleted,
             no_conflicts=msg.no_conflicts,
         )
-        result = await self.inserter.insert(item)
+
+    async def _after_insert(self, msg: RevMessage, result: InsertResult) -> None:
         if result.inserted and result.conflicted and self.session.active:
             await self._resolve(msg.doc_id, result)
-        return result
 
     @staticmethod
     def _decode_body(raw: bytes) -> dict[str, Any]:
@@ -283,6 +352,13 @@ class Receiver:
         conflict, winner = await _decide(self.ctx, doc_id, local, remote)
         await self.session.db.run(_apply_resolution, coll, doc_id, conflict, winner)
         self.session.stats.conflicts_resolved += 1
+
+
+def _status(exc: BaseException) -> Status:
+    """A `revs` reply status for a revision that failed."""
+    if isinstance(exc, BlipError):
+        return (exc.code, exc.message)
+    return (500, f"{type(exc).__name__}: {exc}")
 
 
 async def _decide(

@@ -29,6 +29,7 @@ from engine.replication.config import (
 from engine.replication.errors import ProtocolError, RemoteNotFoundError
 from engine.replication.listeners import ListenerSet
 from engine.replication.receiver import resolve_stored_conflicts
+from engine.replication.revbatch import REQUEST_PROPERTY as REVS_PROPERTY
 from engine.replication.sender import Sender
 from engine.replication.session import (
     CollectionContext,
@@ -37,6 +38,7 @@ from engine.replication.session import (
     SessionEvents,
     SessionOptions,
     peer_accepts_branches,
+    peer_takes_rev_batches,
 )
 from engine.replication.status import (
     TRANSITIONS,
@@ -326,6 +328,7 @@ class Replicator:
             response = getattr(conn.websocket, "response", None)
             server = response.headers.get("Server") if response is not None else None
             session.peer_conflict_free = not peer_accepts_branches(server)
+            session.peer_rev_batches = peer_takes_rev_batches(server)
             self._session = session
             checkpoints = [
                 _Checkpoint(
@@ -476,6 +479,8 @@ class Replicator:
             "batch": str(PULL_BATCH if session.peer_conflict_free else PEERBASE_PULL_BATCH),
             "versioning": "rev-trees",
         }
+        if session.peer_rev_batches:
+            props[REVS_PROPERTY] = "true"
         if cp.remote is not None:
             props["since"] = _json(cp.remote).decode()
         if self.config.continuous:

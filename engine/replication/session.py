@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ from engine.replication.blobs import prove_attachment, serve_blob
 from engine.replication.config import CollectionConfiguration
 from engine.replication.messages import flag
 from engine.replication.receiver import Receiver
+from engine.replication.revbatch import PROFILE as REVS_PROFILE
+from engine.replication.revbatch import REQUEST_PROPERTY as REVS_PROPERTY
+from engine.replication.revbatch import SERVER_FEATURE
 from engine.replication.sender import Sender
 from engine.replication.status import ReplicatedDocument, ReplicationStatistics
 from engine.store import Collection, Database, split_full_name
@@ -31,15 +35,6 @@ __all__ = ["CollectionContext", "Mode", "ReplicationSession", "SessionEvents", "
 log = logging.getLogger(__name__)
 
 MARK_FLUSH_INTERVAL = 0.25
-
-#: `Server` header of a Peerbase passive peer's WebSocket upgrade response. Such a peer
-#: accepts conflicting branches through `changes`, which lets peers converge on the same
-#: revision trees; anything else (Couchbase Lite) gets `proposeChanges`.
-SERVER_HEADER = "Peerbase/0.1 (BLIP_3+CBMobile_3; accepts-branches)"
-
-
-def peer_accepts_branches(server_header: str | None) -> bool:
-    return bool(server_header) and "accepts-branches" in str(server_header)
 
 
 class Mode(enum.Enum):
@@ -57,6 +52,35 @@ class SessionOptions:
     #: Refuse `changes` with 409 and take only `proposeChanges`, as a Couchbase Lite
     #: listener does: the pusher must resolve conflicts before pushing.
     conflict_free: bool = False
+    #: Exchange plain revisions in `revs` batches with Peerbase peers that ask for them
+    #: (announced in the `Server` header; see `revbatch`).
+    rev_batches: bool = True
+
+
+def server_header(options: SessionOptions) -> str:
+    """The `Server` header of a passive peer with these options."""
+    features = ["accepts-branches"] + ([SERVER_FEATURE] if options.rev_batches else [])
+    return f"Peerbase/0.1 (BLIP_3+CBMobile_3; {'; '.join(features)})"
+
+
+#: `Server` header of a Peerbase passive peer's WebSocket upgrade response, listing what
+#: it accepts beyond the standard: conflicting branches through `changes` (which lets
+#: peers converge on the same revision trees) and `revs` batches. Anything else (Couchbase
+#: Lite) gets `proposeChanges` and one `rev` per revision.
+SERVER_HEADER = server_header(SessionOptions())
+
+
+def _server_features(header: str | None) -> list[str]:
+    return re.split(r"[;()\s]+", header) if header else []
+
+
+def peer_accepts_branches(header: str | None) -> bool:
+    return "accepts-branches" in _server_features(header)
+
+
+def peer_takes_rev_batches(header: str | None) -> bool:
+    """Does a passive peer with this `Server` header take `revs` messages?"""
+    return SERVER_FEATURE in _server_features(header)
 
 
 class SessionEvents:
@@ -134,6 +158,8 @@ class ReplicationSession:
         self.mode = mode
         #: The peer only takes `proposeChanges` (Couchbase Lite, or it refused `changes`).
         self.peer_conflict_free = True
+        #: The peer takes `revs` batches (a Peerbase peer that announced or asked for them).
+        self.peer_rev_batches = False
         self.served = {c.full_name: c for c in collections}
         self.contexts: list[CollectionContext | None] = []
         self.error: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -163,6 +189,7 @@ class ReplicationSession:
             "changes": self._on_changes,
             "proposeChanges": self._on_propose,
             "rev": self._on_rev,
+            REVS_PROFILE: self._on_revs,
             "norev": self._on_norev,
             "getAttachment": self._on_get_attachment,
             "proveAttachment": self._on_prove_attachment,
@@ -299,6 +326,11 @@ class ReplicationSession:
         assert receiver is not None
         return await receiver.on_rev(request)
 
+    async def _on_revs(self, request: IncomingRequest) -> OutgoingReply | None:
+        receiver = self.context_for(request).receiver
+        assert receiver is not None
+        return await receiver.on_revs(request)
+
     async def _on_norev(self, request: IncomingRequest) -> OutgoingReply | None:
         receiver = self.context_for(request).receiver
         assert receiver is not None
@@ -413,6 +445,7 @@ class ReplicationSession:
             batch = 200
         if ctx.sender_task is not None:
             ctx.sender_task.cancel()
+        self.peer_rev_batches = self.options.rev_batches and flag(props, REVS_PROPERTY)
         ctx.sender = Sender(
             self,
             ctx,

@@ -10,7 +10,6 @@ import pytest
 
 from engine import blip
 from engine.replication import (
-    SERVER_HEADER,
     ReplicationSession,
     Replicator,
     ReplicatorConfiguration,
@@ -18,6 +17,7 @@ from engine.replication import (
     ReplicatorType,
     SessionOptions,
     URLEndpoint,
+    server_header,
 )
 from engine.store import Collection, Database, MutableDocument
 
@@ -43,7 +43,9 @@ class Peer:
                 )
             )
 
-        self.server = await blip.serve(on_connection, "127.0.0.1", 0, server_header=SERVER_HEADER)
+        self.server = await blip.serve(
+            on_connection, "127.0.0.1", 0, server_header=server_header(self.options)
+        )
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}/{self.db.name}"
 
@@ -70,13 +72,29 @@ def make_db(tmp_path: Path) -> Iterator[Callable[[str], Database]]:
         db.close()
 
 
+@pytest.fixture(params=[True, False], ids=["revs-batches", "one-rev-each"])
+def rev_batches(request: pytest.FixtureRequest) -> bool:
+    """Both ways Peerbase peers send revisions: `revs` batches, and the standard `rev`.
+
+    A test module opts in with ``pytestmark = pytest.mark.usefixtures("rev_batches")``;
+    its peers then take (or not) `revs` batches unless a test says otherwise.
+    """
+    return bool(request.param)
+
+
 @pytest.fixture
-async def make_peer() -> AsyncIterator[Callable[..., Any]]:
+async def make_peer(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Any]]:
     peers: list[Peer] = []
+    default_batches = (
+        bool(request.getfixturevalue("rev_batches"))
+        if "rev_batches" in request.fixturenames
+        else True
+    )
 
     async def make(
         db: Database, collections: Sequence[Collection] | None = None, **options: Any
     ) -> Peer:
+        options.setdefault("rev_batches", default_batches)
         peer = Peer(db, collections or [db.default_collection()], SessionOptions(**options))
         await peer.start()
         peers.append(peer)

@@ -22,6 +22,9 @@ from .conftest import fill, replicate, snapshot
 
 PUSH, PULL, BOTH = ReplicatorType.PUSH, ReplicatorType.PULL, ReplicatorType.PUSH_AND_PULL
 
+#: Every test runs twice: with `revs` batches (two Peerbase peers) and one `rev` each.
+pytestmark = pytest.mark.usefixtures("rev_batches")
+
 
 async def test_push(make_db: Any, make_peer: Any) -> None:
     client, server = make_db("client"), make_db("server")
@@ -449,16 +452,23 @@ def test_bad_endpoints(bad: str) -> None:
         URLEndpoint(bad)
 
 
-async def test_large_feed_holds_a_bounded_number_of_bodies(make_db: Any, make_peer: Any) -> None:
+async def test_large_feed_holds_a_bounded_number_of_bodies(
+    make_db: Any, make_peer: Any, rev_batches: bool
+) -> None:
     from engine.replication import Replicator, ReplicatorConfiguration, URLEndpoint
-    from engine.replication.sender import MAX_CHANGES_IN_FLIGHT, MAX_REVS_IN_FLIGHT
+    from engine.replication.sender import (
+        MAX_BATCHES_IN_FLIGHT,
+        MAX_CHANGES_IN_FLIGHT,
+        MAX_REVS_IN_FLIGHT,
+        REV_BATCH,
+    )
 
     client, server = make_db("client"), make_db("server")
     coll = client.default_collection()
     with client.in_batch():
         for i in range(10_000):
             coll.save(MutableDocument(f"d{i:05d}", {"n": i, "pad": "x" * 200}))
-    peer = await make_peer(server)
+    peer = await make_peer(server, rev_batches=rev_batches)
     replicator = Replicator(ReplicatorConfiguration(URLEndpoint(peer.url), [coll],
                                                     replicator_type=PUSH))
     replicator.start()
@@ -475,10 +485,12 @@ async def test_large_feed_holds_a_bounded_number_of_bodies(make_db: Any, make_pe
     assert status.error is None and status.progress.completed == 10_000
     assert server.default_collection().count == 10_000
     sender = sender_seen[0]
-    bound = MAX_CHANGES_IN_FLIGHT * 200 + MAX_REVS_IN_FLIGHT
+    in_flight = MAX_BATCHES_IN_FLIGHT * REV_BATCH if rev_batches else MAX_REVS_IN_FLIGHT
+    bound = MAX_CHANGES_IN_FLIGHT * 200 + in_flight
     assert 0 < sender.max_bodies_held <= bound < 10_000 // 5
+    assert sender.session.peer_rev_batches is rev_batches
     receiver = peer.sessions[0].contexts[0].receiver
-    assert 0 < receiver.inserter.max_queued <= MAX_REVS_IN_FLIGHT
+    assert 0 < receiver.inserter.max_queued <= in_flight
 
 
 async def test_delta_base_missing_on_the_peer_falls_back_to_the_full_body(
