@@ -119,7 +119,7 @@ class Collection(ReplicationAPI):
             seq = txn.seqs.get(coll_id)
             seq = seq + 1 if seq is not None else db._next_seq(txn, self)
             txn.seqs[coll_id] = seq
-            txn.pending.append((self, doc, (seq, doc_id, rev_id, 0, body), body))
+            txn.pending.append((self, doc, (seq, doc_id, rev_id, 0, body, None), body))
             changed = txn.changes.get(coll_id)
             if changed is None:
                 txn.record(self, doc_id)
@@ -134,7 +134,7 @@ class Collection(ReplicationAPI):
     def _redo_unsaved(self, entries: list[tuple[Any, Any, tuple[Any, ...], bytes]]) -> None:
         """After a buffered insert: save again, normally, the rows that were not inserted."""
         rows = self._rows(e[2][1] for e in entries)
-        for _, doc, (seq, doc_id, _rev, _flags, _body), body in entries:
+        for _, doc, (seq, doc_id, *_), body in entries:
             row = rows.get(doc_id)
             if row is not None and row.seq == seq:
                 continue  # this one went in

@@ -23,7 +23,7 @@ from engine.store.schema import CONFLICTED, DELETED, kv_table
 if TYPE_CHECKING:
     from engine.store.database import Database, _Txn
 
-_IN_CHUNK = 500  # SQLite's default limit on host parameters is far above this
+IN_CHUNK = 500  # SQLite's default limit on host parameters is far above this
 
 
 class Row(NamedTuple):
@@ -78,7 +78,7 @@ class KVTable:
         self._notified_seq = last_seq
         self._deleted = False
         self._select_one = f"SELECT seq, rev, flags, body, tree FROM {self._table} WHERE doc_id = ?"
-        columns = "(seq, doc_id, rev, flags, body) VALUES (?, ?, ?, ?, ?)"
+        columns = "(seq, doc_id, rev, flags, body, tree) VALUES (?, ?, ?, ?, ?, ?)"
         self._insert_sql = f"INSERT INTO {self._table} {columns}"
         self._insert_if_absent_sql = f"INSERT OR IGNORE INTO {self._table} {columns}"
 
@@ -99,8 +99,8 @@ class KVTable:
     def _rows(self, doc_ids: Iterable[str]) -> dict[str, Row]:
         ids = list(dict.fromkeys(doc_ids))
         out: dict[str, Row] = {}
-        for i in range(0, len(ids), _IN_CHUNK):
-            part = ids[i : i + _IN_CHUNK]
+        for i in range(0, len(ids), IN_CHUNK):
+            part = ids[i : i + IN_CHUNK]
             marks = ",".join("?" * len(part))
             for doc_id, *rest in self._conn.execute(
                 f"SELECT doc_id, seq, rev, flags, body, tree FROM {self._table}"
@@ -148,15 +148,19 @@ class KVTable:
         body: bytes,
         *,
         if_absent: bool = False,
+        tree: bytes | None = None,
     ) -> int | None:
-        """Insert a document's first row; with `if_absent`, None if it already exists."""
+        """Insert a document's first row; with `if_absent`, None if it already exists.
+
+        `tree` is the encoded tree of a lone revision with remote marks (else None).
+        """
         seq = txn.seqs.get(self.id)
         seq = seq + 1 if seq is not None else self.database._next_seq(txn, self)
         txn.seqs[self.id] = seq
         flags = DELETED if deleted else 0
         cur = self._conn.execute(
             self._insert_if_absent_sql if if_absent else self._insert_sql,
-            (seq, doc_id, rev_id, flags, body),
+            (seq, doc_id, rev_id, flags, body, tree),
         )
         if cur.rowcount == 0:
             txn.seqs[self.id] = seq - 1  # not used: sequences stay dense
@@ -178,8 +182,7 @@ class KVTable:
             self._conn.execute(
                 f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", (blob, doc_id)
             )
-            row = self._row(doc_id)
-            return (row.seq if row else 0), cur
+            return 0, cur  # the sequence is unchanged
         seq = self.database._next_seq(txn, self)
         if exists:
             self._conn.execute(

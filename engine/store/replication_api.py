@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine.errors import InvalidBodyError
-from engine.store.kv import KVTable, Row
+from engine.store.kv import IN_CHUNK, KVTable, Row
 from engine.store.revid import canonical_json, generation, is_valid_rev_id
 from engine.store.revtree import RevTree
 from engine.store.schema import CONFLICTED, DELETED
@@ -113,7 +115,8 @@ class ReplicationAPI(KVTable):
             rows = self._conn.execute(sql, (since, -1 if limit is None else limit)).fetchall()
         out: list[Change] = []
         for seq, doc_id, rev, flags, body, tree in rows:
-            if tree is None:
+            if tree is None or b"],[" not in tree:
+                # No tree, or a one-node tree (its nodes would be joined by "],["): one leaf.
                 out.append(Change(seq, doc_id, rev, bool(flags & DELETED), len(body)))
                 continue
             for leaf in RevTree.decode(rev, bool(flags & DELETED), body, tree).leaf_revisions():
@@ -236,20 +239,31 @@ class ReplicationAPI(KVTable):
             index = tree.find(rev_id)
             assert index is not None
             rev = tree.revs[index]
-            out.append(RevisionData(doc_id, rev_id, rev.deleted, rev.body or b"{}",
-                                    tree.history(index)[1:], row.seq))
+            out.append(
+                RevisionData(
+                    doc_id, rev_id, rev.deleted, rev.body or b"{}", tree.history(index)[1:], row.seq
+                )
+            )
         return out
 
     def remote_revisions(self, doc_ids: Sequence[str], remote_id: int) -> dict[str, str]:
         """{doc_id: revID the remote is known to have} for documents with a mark."""
-        with self.database._read():
-            rows = self._rows(doc_ids)
+        ids = list(dict.fromkeys(doc_ids))
+        key = str(remote_id)
         out = {}
-        for doc_id, row in rows.items():
-            if row.tree is not None:
-                rev = row.rev_tree().remotes.get(remote_id)
-                if rev is not None:
-                    out[doc_id] = rev
+        with self.database._read():
+            for i in range(0, len(ids), IN_CHUNK):
+                part = ids[i : i + IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                for doc_id, tree in self._conn.execute(
+                    f"SELECT doc_id, tree FROM {self._table}"
+                    f" WHERE tree IS NOT NULL AND doc_id IN ({marks})",
+                    part,
+                ):
+                    # Only the marks are needed: no tree to rebuild.
+                    rev = orjson.loads(tree).get("m", {}).get(key)
+                    if rev is not None:
+                        out[doc_id] = rev
         return out
 
     def remote_revision(self, doc_id: str, remote_id: int) -> str | None:
@@ -277,9 +291,22 @@ class ReplicationAPI(KVTable):
                 tree = trees.get(item.doc_id)
                 if tree is None and row is not None:
                     tree = trees[item.doc_id] = row.rev_tree()
-                if tree is None and not item.history and remote_id is None:
-                    seq = self._insert_new(txn, item.doc_id, item.rev_id, item.deleted, body) or 0
-                    trees[item.doc_id] = RevTree.single(item.rev_id, item.deleted, body)
+                if tree is None and not item.history:
+                    # A new document with one revision: no tree to build (the common case).
+                    marked = (
+                        None
+                        if remote_id is None
+                        else RevTree.encode_lone(item.rev_id, item.deleted, remote_id)
+                    )
+                    seq = (
+                        self._insert_new(
+                            txn, item.doc_id, item.rev_id, item.deleted, body, tree=marked
+                        )
+                        or 0
+                    )
+                    tree = trees[item.doc_id] = RevTree.single(item.rev_id, item.deleted, body)
+                    if remote_id is not None:
+                        tree.mark_remote(remote_id, item.rev_id)
                     results.append(
                         InsertResult(
                             item.doc_id,
@@ -350,9 +377,16 @@ class ReplicationAPI(KVTable):
         """Record that a remote has these revisions (keeps their bodies as delta sources)."""
         with self.database._write() as txn:
             rows = self._rows(doc_id for doc_id, _ in items)
+            lone: list[tuple[bytes, str]] = []
             for doc_id, rev_id in items:
                 row = rows.get(doc_id)
                 if row is None:
+                    continue
+                if row.tree is None and row.rev == rev_id:
+                    # A lone revision (the common case): write its marked tree directly.
+                    blob = RevTree.encode_lone(rev_id, bool(row.flags & DELETED), remote_id)
+                    lone.append((blob, doc_id))
+                    rows[doc_id] = row._replace(tree=blob)
                     continue
                 tree = row.rev_tree()
                 if tree.remotes.get(remote_id) == rev_id or rev_id not in tree:
@@ -360,6 +394,8 @@ class ReplicationAPI(KVTable):
                 tree.mark_remote(remote_id, rev_id)
                 self._write_tree(txn, doc_id, tree, True, bump=False)
                 rows[doc_id] = row._replace(tree=tree.encode(tree.current()))
+            if lone:
+                self._conn.executemany(f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", lone)
 
 
 def _body_bytes(body: bytes | Mapping[str, Any]) -> bytes:

@@ -64,6 +64,13 @@ class RevTree:
         tree.revs[tree._index[current]].body = body
         return tree
 
+    @staticmethod
+    def encode_lone(rev_id: str, deleted: bool, remote_id: int) -> bytes:
+        """`encode` of a lone revision marked as held by one remote, without building it."""
+        return orjson.dumps(
+            {"r": [[rev_id, NO_PARENT, 1 if deleted else 0, None]], "m": {str(remote_id): rev_id}}
+        )
+
     def encode(self, current: int) -> bytes | None:
         """Serialise all but the current body; None for a lone revision with no remotes."""
         if len(self.revs) == 1 and not self.remotes:

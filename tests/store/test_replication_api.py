@@ -130,3 +130,45 @@ def test_remote_deletion_against_local_edit_is_a_conflict(coll: Collection) -> N
     assert tomb is not None and tomb.rev_id == "2-t"  # the closed branch ranks last
     again = coll.insert_revision("d", "3-u", ["2-t", "1-a"], b"{}", deleted=True)
     assert not again.conflicted and again.open_leaves == ("3-u",)
+
+
+def test_remote_marks_on_lone_revisions_match_the_tree_path(coll: Collection) -> None:
+    from engine.store.revtree import RevTree
+
+    for deleted in (False, True):
+        tree = RevTree.single("1-abc", deleted, b"{}")
+        tree.mark_remote(4, "1-abc")
+        assert RevTree.encode_lone("1-abc", deleted, 4) == tree.encode(0)
+    coll.save(MutableDocument("lone", {"n": 1}))
+    coll.save(MutableDocument("edited", {"n": 1}))
+    edited = coll.get_document("edited")
+    assert edited is not None
+    update = edited.to_mutable()
+    update["n"] = 2
+    coll.save(update)
+    lone = coll.get_document("lone")
+    second = coll.get_document("edited")
+    assert lone is not None and second is not None and lone.rev_id and second.rev_id
+    coll.mark_remote_revisions(4, [("lone", lone.rev_id), ("edited", second.rev_id)])
+    coll.mark_remote_revisions(5, [("lone", lone.rev_id)])
+    coll.insert_revisions([RevisionInsert("pulled", "1-" + "f" * 40, [], b"{}")], remote_id=4)
+    assert coll.remote_revisions(["lone", "edited", "pulled", "none"], 4) == {
+        "lone": lone.rev_id,
+        "edited": second.rev_id,
+        "pulled": "1-" + "f" * 40,
+    }
+    assert coll.remote_revisions(["lone", "edited"], 5) == {"lone": lone.rev_id}
+    # Marked lone revisions are still one change each, with or without all leaves.
+    for all_leaves in (False, True):
+        changes = coll.changes_since(0, all_leaves=all_leaves)
+        assert [(c.doc_id, c.rev_id) for c in changes] == [
+            ("lone", lone.rev_id),
+            ("edited", second.rev_id),
+            ("pulled", "1-" + "f" * 40),
+        ]
+    # A marked revision later edited locally becomes a real tree again.
+    again = lone.to_mutable()
+    again["n"] = 3
+    coll.save(again)
+    assert coll.remote_revisions(["lone"], 4) == {"lone": lone.rev_id}
+    assert coll.read_revision("lone") is not None
