@@ -55,6 +55,9 @@ class SequenceTracker:
 
     def skip(self, seq: Hashable) -> None:
         """A sequence seen and finished at once (nothing to do for it)."""
+        if not self._order:  # nothing pending before it: it is the checkpoint at once
+            self.safe = seq
+            return
         self.begin(seq)
         self.finish(seq)
 

@@ -30,7 +30,8 @@ class Inserter:
         outstanding: Callable[[], int] = lambda: 0,
     ) -> None:
         self._collection = collection
-        self._remote_id = remote_id
+        #: Mark stored revisions as held by this remote (the peer that sent them).
+        self.remote_id = remote_id
         #: How many revisions the peer still owes (asked for and not yet stored).
         self._outstanding = outstanding
         self._queue: list[tuple[RevisionInsert, asyncio.Future[InsertResult]]] = []
@@ -76,7 +77,7 @@ class Inserter:
             items = [item for item, _ in batch]
             try:
                 results = await db.run(
-                    self._collection.insert_revisions, items, remote_id=self._remote_id
+                    self._collection.insert_revisions, items, remote_id=self.remote_id
                 )
             except Exception:
                 if len(batch) == 1:
@@ -99,7 +100,7 @@ class Inserter:
             try:
                 result = (
                     await db.run(
-                        self._collection.insert_revisions, [item], remote_id=self._remote_id
+                        self._collection.insert_revisions, [item], remote_id=self.remote_id
                     )
                 )[0]
             except Exception as exc:

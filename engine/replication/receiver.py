@@ -60,7 +60,7 @@ class Receiver:
         self._expected: dict[tuple[str, str], Any] = {}
         self._first_reply = True
         self.caught_up = False
-        self.inserter = Inserter(ctx.collection, session.remote_id, lambda: len(self._expected))
+        self.inserter = Inserter(ctx.collection, ctx.remote_id, lambda: len(self._expected))
 
     @property
     def idle(self) -> bool:

@@ -32,6 +32,7 @@ from engine.replication.receiver import resolve_stored_conflicts
 from engine.replication.revbatch import REQUEST_PROPERTY as REVS_PROPERTY
 from engine.replication.sender import Sender
 from engine.replication.session import (
+    SKIP_KNOWN_PROPERTY,
     CollectionContext,
     Mode,
     ReplicationSession,
@@ -74,6 +75,8 @@ class _Checkpoint:
     local: int = 0
     remote: Any = None
     saved: dict[str, Any] | None = None
+    #: Started with reset_checkpoint: everything is pulled again, even what we hold.
+    reset: bool = False
 
 
 class _Events(SessionEvents):
@@ -437,6 +440,7 @@ class Replicator:
             cp.remote = merged.get("remote")
             cp.saved = dict(merged)
             cp.ctx.pull_since = cp.remote
+            cp.reset = reset
 
     async def _begin(
         self, session: ReplicationSession, checkpoints: list[_Checkpoint]
@@ -481,6 +485,10 @@ class Replicator:
         }
         if session.peer_rev_batches:
             props[REVS_PROPERTY] = "true"
+        if not session.peer_conflict_free and not cp.reset:
+            # A Peerbase peer knows which revisions we hold; after a reset we want them
+            # all again (we may have purged some).
+            props[SKIP_KNOWN_PROPERTY] = "true"
         if cp.remote is not None:
             props["since"] = _json(cp.remote).decode()
         if self.config.continuous:

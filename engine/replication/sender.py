@@ -78,6 +78,7 @@ class Sender:
         active_only: bool = False,
         doc_ids: Sequence[str] | None = None,
         tracker: SequenceTracker | None = None,
+        skip_known: bool = False,
     ) -> None:
         self.session = session
         self.ctx = ctx
@@ -101,6 +102,13 @@ class Sender:
         self._outstanding = 0  # revs sent and not yet answered
         self._acked = asyncio.Event()
         self._acked.set()
+        #: Skip changes the peer is known to hold. The passive side does so only for a
+        #: Peerbase client that asks (Couchbase Lite offers them back, and its clients
+        #: expect that); a client that reset its checkpoint does not ask.
+        self._skip_known = session.active or skip_known
+        #: Passive: the last change skipped as held by the peer, with nothing offered
+        #: after it; offered at the end so the client's checkpoint moves past it.
+        self._skipped_tail: Change | None = None
         #: Revision bodies read and not yet acknowledged (now, and the most ever).
         self.bodies_held = 0
         self.max_bodies_held = 0
@@ -137,6 +145,7 @@ class Sender:
                 last,
                 self.batch_size,
                 all_leaves=not self.propose,
+                remote_id=self.ctx.remote_id,
             )
             if changes:
                 last = changes[-1].sequence
@@ -144,6 +153,7 @@ class Sender:
             if len({c.sequence for c in changes}) == self.batch_size:
                 continue
             initial = False
+            await self._offer_skipped_tail()
             await self._drain()
             if not announced:
                 announced = True
@@ -162,6 +172,22 @@ class Sender:
                 self._hold = None
                 continue  # conflict resolutions made while pulling get pushed now
             return
+
+    async def _offer_skipped_tail(self) -> None:
+        """Passive: offer the last change skipped as held by the client.
+
+        Its checkpoint follows the sequences it is offered; without this, a feed whose
+        end it already holds would be scanned again from the same place on every sync.
+        """
+        tail, self._skipped_tail = self._skipped_tail, None
+        if tail is None or self.session.active:
+            return
+        self.tracker.begin(tail.sequence)
+        self.session.events.add_total(1)
+        await self._changes_slots.acquire()
+        self._offered = True
+        self.caught_up = False
+        self._spawn(self._exchange([tail], {}))
 
     async def _drain(self) -> None:
         while self._tasks or self._outstanding:
@@ -215,20 +241,25 @@ class Sender:
             return out, known
         db = self.session.db
         coll = self.ctx.collection
-        remote_id = self.session.remote_id
+        remote_id = self.ctx.remote_id
         if remote_id is not None:  # the peer already has revisions it sent us
-            known = await db.run(coll.remote_revisions, [c.doc_id for c in out], remote_id)
+            known = {c.doc_id: c.held_rev for c in out if c.held_rev is not None}
             for change in out:  # acknowledged but not yet written down
                 pending = self.ctx.marks.get(change.doc_id)
                 if pending is not None:
                     known[change.doc_id] = pending
-            kept = []
-            for change in out:
-                if known.get(change.doc_id) == change.rev_id:
-                    self.tracker.skip(change.sequence)
-                else:
-                    kept.append(change)
-            out = kept
+            if self._skip_known:
+                kept = []
+                for change in out:
+                    if known.get(change.doc_id) == change.rev_id:
+                        self.tracker.skip(change.sequence)
+                        self._skipped_tail = change
+                    else:
+                        kept.append(change)
+                out = kept
+        tail = self._skipped_tail
+        if out and tail is not None and out[-1].sequence > tail.sequence:
+            self._skipped_tail = None  # offering a later change moves the peer past it
         push_filter = self.ctx.push_filter
         if push_filter is not None and out:
             revs = await db.run(coll.read_revisions, [(c.doc_id, c.rev_id) for c in out])

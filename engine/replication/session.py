@@ -35,6 +35,9 @@ __all__ = ["CollectionContext", "Mode", "ReplicationSession", "SessionEvents", "
 log = logging.getLogger(__name__)
 
 MARK_FLUSH_INTERVAL = 0.25
+#: `subChanges` property of a Peerbase client: do not offer me revisions I am known to
+#: hold (those I pushed, or was sent, on earlier connections).
+SKIP_KNOWN_PROPERTY = "skipKnownRevs"
 
 
 class Mode(enum.Enum):
@@ -112,6 +115,9 @@ class CollectionContext:
     sender_task: asyncio.Task[None] | None = None
     #: Revisions the peer acknowledged, not yet recorded in the database.
     marks: dict[str, str] = field(default_factory=dict)
+    #: The peer's remote ID in the store, for marking which revisions it holds: the
+    #: replicator's peer, or a passive side's client (known by its checkpoint ID).
+    remote_id: int | None = None
 
     @property
     def push_filter(self) -> Any:
@@ -178,9 +184,22 @@ class ReplicationSession:
         wire_index: int | None,
         config: CollectionConfiguration | None = None,
     ) -> CollectionContext:
-        ctx = CollectionContext(coll, wire_index, config or CollectionConfiguration())
+        ctx = CollectionContext(
+            coll, wire_index, config or CollectionConfiguration(), remote_id=self.remote_id
+        )
         ctx.receiver = Receiver(self, ctx)
         return ctx
+
+    async def _identify_client(self, ctx: CollectionContext, checkpoint_id: str) -> None:
+        """Passive: mark revisions as held by the client with this checkpoint ID.
+
+        Revisions it pushes are then not offered back to it; nor are those it was sent.
+        """
+        if not checkpoint_id or ctx.remote_id is not None:
+            return
+        ctx.remote_id = await self.db.run(self.db.remote_id, f"peer-client/{checkpoint_id}")
+        assert ctx.receiver is not None
+        ctx.receiver.inserter.remote_id = ctx.remote_id
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -229,7 +248,7 @@ class ReplicationSession:
 
     def remote_has(self, ctx: CollectionContext, doc_id: str, rev_id: str) -> None:
         """Remember (in batches) that the peer now has this revision."""
-        if self.remote_id is None:
+        if ctx.remote_id is None:
             return
         ctx.marks[doc_id] = rev_id
         if self._flusher is None or self._flusher.done():
@@ -240,13 +259,11 @@ class ReplicationSession:
         await self.flush_marks()
 
     async def flush_marks(self) -> None:
-        if self.remote_id is None:
-            return
         for ctx in self.contexts:
-            if ctx is not None and ctx.marks:
+            if ctx is not None and ctx.marks and ctx.remote_id is not None:
                 marks, ctx.marks = ctx.marks, {}
                 await self.db.run(
-                    ctx.collection.mark_remote_revisions, self.remote_id, list(marks.items())
+                    ctx.collection.mark_remote_revisions, ctx.remote_id, list(marks.items())
                 )
 
     async def close(self) -> None:
@@ -356,8 +373,10 @@ class ReplicationSession:
         return f"peer-checkpoint/{client}"
 
     async def _on_get_checkpoint(self, request: IncomingRequest) -> OutgoingReply | None:
-        self.context_for(request)
-        found = await self.db.run(self.db.get_local, self._checkpoint_key(request))
+        ctx = self.context_for(request)
+        key = self._checkpoint_key(request)
+        await self._identify_client(ctx, request.properties.get("client", ""))
+        found = await self.db.run(self.db.get_local, key)
         if found is None:
             raise BlipError("HTTP", 404, "")
         rev, body = found
@@ -407,7 +426,9 @@ class ReplicationSession:
                 self.contexts.append(None)
                 out.append(None)
                 continue
-            self.contexts.append(self._new_context(coll, index))
+            ctx = self._new_context(coll, index)
+            self.contexts.append(ctx)
+            await self._identify_client(ctx, str(cp_id))
             found = await self.db.run(self.db.get_local, f"peer-checkpoint/{cp_id}")
             out.append({} if found is None else {**found[1], "rev": found[0]})
         return OutgoingReply(body=orjson.dumps(out))
@@ -455,6 +476,7 @@ class ReplicationSession:
             propose=False,
             active_only=flag(props, "activeOnly"),
             doc_ids=doc_ids,
+            skip_known=flag(props, SKIP_KNOWN_PROPERTY),
         )
         ctx.sender_task = asyncio.create_task(
             self._run_sender(ctx.sender), name=f"subChanges {ctx.collection.full_name}"

@@ -26,6 +26,8 @@ class Change:
     rev_id: str
     deleted: bool
     body_size: int
+    #: The revision of this document the remote asked about is known to hold, if any.
+    held_rev: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,43 +86,40 @@ class ReplicationAPI(KVTable):
         *,
         active_only: bool = False,
         all_leaves: bool = False,
+        remote_id: int | None = None,
     ) -> list[Change]:
         """Current revisions of documents changed after sequence `since`, in order.
 
         With `all_leaves`, a document's other branch ends follow its current revision
-        (same sequence): a peer that accepts branches needs them to converge.
+        (same sequence): a peer that accepts branches needs them to converge. With
+        `remote_id`, each change says which revision that remote is known to hold.
         """
-        if all_leaves:
-            return self._changes_with_leaves(since, limit, active_only)
-        sql = f"SELECT seq, doc_id, rev, flags, length(body) FROM {self._table} WHERE seq > ?"
-        if active_only:
-            sql += f" AND (flags & {DELETED}) = 0"
-        sql += " ORDER BY seq"
-        params: tuple[int, ...] = (since,)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (since, limit)
-        with self.database._read():
-            rows = self._conn.execute(sql, params).fetchall()
-        return [Change(s, d, r, bool(f & DELETED), n) for s, d, r, f, n in rows]
-
-    def _changes_with_leaves(
-        self, since: int, limit: int | None, active_only: bool
-    ) -> list[Change]:
-        sql = f"SELECT seq, doc_id, rev, flags, body, tree FROM {self._table} WHERE seq > ?"
+        sql = (
+            f"SELECT seq, doc_id, rev, flags, length(body), tree FROM {self._table}"
+            " WHERE seq > ?"
+        )
         if active_only:
             sql += f" AND (flags & {DELETED}) = 0"
         sql += " ORDER BY seq LIMIT ?"
+        key = None if remote_id is None else str(remote_id)
+        out: list[Change] = []
         with self.database._read():
             rows = self._conn.execute(sql, (since, -1 if limit is None else limit)).fetchall()
-        out: list[Change] = []
-        for seq, doc_id, rev, flags, body, tree in rows:
-            if tree is None or b"],[" not in tree:
-                # No tree, or a one-node tree (its nodes would be joined by "],["): one leaf.
-                out.append(Change(seq, doc_id, rev, bool(flags & DELETED), len(body)))
-                continue
-            for leaf in RevTree.decode(rev, bool(flags & DELETED), body, tree).leaf_revisions():
-                out.append(Change(seq, doc_id, leaf.rev_id, leaf.deleted, len(leaf.body or b"")))
+            for seq, doc_id, rev, flags, size, tree in rows:
+                if tree is None:
+                    out.append(Change(seq, doc_id, rev, bool(flags & DELETED), size))
+                    continue
+                held = None if key is None else orjson.loads(tree).get("m", {}).get(key)
+                if not all_leaves or b"],[" not in tree:
+                    # Only the current revision, or a one-node tree (nodes are joined by
+                    # "],["): one leaf.
+                    out.append(Change(seq, doc_id, rev, bool(flags & DELETED), size, held))
+                    continue
+                row = self._row(doc_id)  # several nodes: the whole tree, current body too
+                assert row is not None
+                for leaf in row.rev_tree().leaf_revisions():
+                    size = len(leaf.body or b"")
+                    out.append(Change(seq, doc_id, leaf.rev_id, leaf.deleted, size, held))
         return out
 
     @property
