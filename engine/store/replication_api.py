@@ -65,6 +65,7 @@ class InsertResult:
     current_rev_id: str
     current_deleted: bool
     conflicts: tuple[str, ...] = field(default=())
+    #: The document's new sequence; 0 when nothing new was stored (known or rejected).
     sequence: int = 0
     #: True if refused because it would have created a conflict (`no_conflicts`).
     rejected: bool = False
