@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -97,18 +97,22 @@ class KVTable:
         return None if found is None else Row(*found)
 
     def _rows(self, doc_ids: Iterable[str]) -> dict[str, Row]:
+        return {
+            doc_id: Row(*rest)
+            for doc_id, *rest in self._select_in("doc_id, seq, rev, flags, body, tree", doc_ids)
+        }
+
+    def _select_in(
+        self, columns: str, doc_ids: Iterable[str], where: str = ""
+    ) -> Iterator[tuple[Any, ...]]:
+        """``SELECT columns`` of the rows of these documents (in chunks of IN_CHUNK)."""
         ids = list(dict.fromkeys(doc_ids))
-        out: dict[str, Row] = {}
         for i in range(0, len(ids), IN_CHUNK):
             part = ids[i : i + IN_CHUNK]
             marks = ",".join("?" * len(part))
-            for doc_id, *rest in self._conn.execute(
-                f"SELECT doc_id, seq, rev, flags, body, tree FROM {self._table}"
-                f" WHERE doc_id IN ({marks})",
-                part,
-            ):
-                out[doc_id] = Row(*rest)
-        return out
+            yield from self._conn.execute(
+                f"SELECT {columns} FROM {self._table} WHERE {where}doc_id IN ({marks})", part
+            )
 
     def _require_row(self, doc_id: str) -> Row:
         row = self._row(doc_id)

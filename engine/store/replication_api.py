@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from engine.errors import InvalidBodyError
-from engine.store.kv import IN_CHUNK, KVTable, Row
+from engine.store.kv import KVTable, Row
 from engine.store.revid import canonical_json, generation, is_valid_rev_id
 from engine.store.revtree import RevTree
 from engine.store.schema import CONFLICTED, DELETED
@@ -95,10 +95,7 @@ class ReplicationAPI(KVTable):
         (same sequence): a peer that accepts branches needs them to converge. With
         `remote_id`, each change says which revision that remote is known to hold.
         """
-        sql = (
-            f"SELECT seq, doc_id, rev, flags, length(body), tree FROM {self._table}"
-            " WHERE seq > ?"
-        )
+        sql = f"SELECT seq, doc_id, rev, flags, length(body), tree FROM {self._table} WHERE seq > ?"
         if active_only:
             sql += f" AND (flags & {DELETED}) = 0"
         sql += " ORDER BY seq LIMIT ?"
@@ -110,7 +107,7 @@ class ReplicationAPI(KVTable):
                 if tree is None:
                     out.append(Change(seq, doc_id, rev, bool(flags & DELETED), size))
                     continue
-                held = None if key is None else orjson.loads(tree).get("m", {}).get(key)
+                held = None if key is None else _held_by(tree, key)
                 if not all_leaves or b"],[" not in tree:
                     # Only the current revision, or a one-node tree (nodes are joined by
                     # "],["): one leaf.
@@ -248,22 +245,13 @@ class ReplicationAPI(KVTable):
 
     def remote_revisions(self, doc_ids: Sequence[str], remote_id: int) -> dict[str, str]:
         """{doc_id: revID the remote is known to have} for documents with a mark."""
-        ids = list(dict.fromkeys(doc_ids))
         key = str(remote_id)
         out = {}
         with self.database._read():
-            for i in range(0, len(ids), IN_CHUNK):
-                part = ids[i : i + IN_CHUNK]
-                marks = ",".join("?" * len(part))
-                for doc_id, tree in self._conn.execute(
-                    f"SELECT doc_id, tree FROM {self._table}"
-                    f" WHERE tree IS NOT NULL AND doc_id IN ({marks})",
-                    part,
-                ):
-                    # Only the marks are needed: no tree to rebuild.
-                    rev = orjson.loads(tree).get("m", {}).get(key)
-                    if rev is not None:
-                        out[doc_id] = rev
+            for doc_id, tree in self._select_in("doc_id, tree", doc_ids, "tree IS NOT NULL AND "):
+                rev = _held_by(tree, key)
+                if rev is not None:
+                    out[doc_id] = rev
         return out
 
     def remote_revision(self, doc_id: str, remote_id: int) -> str | None:
@@ -396,6 +384,12 @@ class ReplicationAPI(KVTable):
                 rows[doc_id] = row._replace(tree=tree.encode(tree.current()))
             if lone:
                 self._conn.executemany(f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", lone)
+
+
+def _held_by(tree: bytes, remote_key: str) -> str | None:
+    """The revision an encoded tree marks as held by a remote: only the marks are read."""
+    rev: str | None = orjson.loads(tree).get("m", {}).get(remote_key)
+    return rev
 
 
 def _body_bytes(body: bytes | Mapping[str, Any]) -> bytes:
