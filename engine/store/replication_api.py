@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,10 +14,13 @@ from engine.store.revid import canonical_json, generation, is_valid_rev_id
 from engine.store.revtree import RevTree
 from engine.store.schema import CONFLICTED, DELETED
 
+if TYPE_CHECKING:
+    from engine.store.database import _Txn
+
 MAX_POSSIBLE_ANCESTORS = 10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One entry of a collection's changes feed (the current revision of a document)."""
 
@@ -30,7 +33,7 @@ class Change:
     held_rev: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RevisionData:
     """A revision read for sending: its body and its ancestry (newest first)."""
 
@@ -42,7 +45,7 @@ class RevisionData:
     sequence: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RevisionInsert:
     """A foreign revision to store: `history` lists its ancestors, parent first."""
 
@@ -55,7 +58,7 @@ class RevisionInsert:
     no_conflicts: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InsertResult:
     """What inserting one foreign revision did."""
 
@@ -272,42 +275,30 @@ class ReplicationAPI(KVTable):
         with self.database._write() as txn:
             rows = self._rows(item.doc_id for item in batch)
             trees: dict[str, RevTree] = {}
+            # New documents' rows, inserted together (executemany) at the end, or before
+            # another revision of one of them needs its row in the table.
+            new_rows: list[tuple[Any, ...]] = []
             for item, body in prepared:
                 if not is_valid_rev_id(item.rev_id):
                     raise InvalidBodyError(f"malformed revision ID {item.rev_id!r}")
                 row = rows.get(item.doc_id)
+                if row is None and not item.history and item.doc_id not in trees:
+                    # A new document with one revision: no tree to build (the common case).
+                    row = self._new_row(txn, item, body, remote_id)
+                    rows[item.doc_id] = row
+                    new_rows.append((row.seq, item.doc_id, *row[1:]))
+                    results.append(
+                        InsertResult(item.doc_id, item.rev_id, True, item.rev_id, item.deleted,
+                                     (), row.seq, open_leaves=(item.rev_id,))
+                    )
+                    continue
+                if new_rows and row is not None and row.seq >= new_rows[0][0]:
+                    # Another revision of a document inserted above: its row must exist.
+                    self._conn.executemany(self._insert_sql, new_rows)
+                    new_rows.clear()
                 tree = trees.get(item.doc_id)
                 if tree is None and row is not None:
                     tree = trees[item.doc_id] = row.rev_tree()
-                if tree is None and not item.history:
-                    # A new document with one revision: no tree to build (the common case).
-                    marked = (
-                        None
-                        if remote_id is None
-                        else RevTree.encode_lone(item.rev_id, item.deleted, remote_id)
-                    )
-                    seq = (
-                        self._insert_new(
-                            txn, item.doc_id, item.rev_id, item.deleted, body, tree=marked
-                        )
-                        or 0
-                    )
-                    tree = trees[item.doc_id] = RevTree.single(item.rev_id, item.deleted, body)
-                    if remote_id is not None:
-                        tree.mark_remote(remote_id, item.rev_id)
-                    results.append(
-                        InsertResult(
-                            item.doc_id,
-                            item.rev_id,
-                            True,
-                            item.rev_id,
-                            item.deleted,
-                            (),
-                            seq,
-                            open_leaves=(item.rev_id,),
-                        )
-                    )
-                    continue
                 exists = row is not None or tree is not None
                 if item.no_conflicts and tree is not None and item.rev_id not in tree:
                     current = tree.revs[tree.current()]
@@ -345,7 +336,21 @@ class ReplicationAPI(KVTable):
                         conflicted=tree.in_conflict(),
                     )
                 )
+            if new_rows:
+                self._conn.executemany(self._insert_sql, new_rows)
         return results
+
+    def _new_row(
+        self, txn: _Txn, item: RevisionInsert, body: bytes, remote_id: int | None
+    ) -> Row:
+        """The row of a new document's first revision, with its sequence (not yet written)."""
+        seq = txn.seqs.get(self.id)
+        seq = seq + 1 if seq is not None else self.database._next_seq(txn, self)
+        txn.seqs[self.id] = seq
+        txn.record(self, item.doc_id)
+        marked = None if remote_id is None else RevTree.encode_lone(
+            item.rev_id, item.deleted, remote_id)
+        return Row(seq, item.rev_id, DELETED if item.deleted else 0, body, marked)
 
     def insert_revision(
         self,
@@ -363,28 +368,47 @@ class ReplicationAPI(KVTable):
 
     def mark_remote_revisions(self, remote_id: int, items: Sequence[tuple[str, str]]) -> None:
         """Record that a remote has these revisions (keeps their bodies as delta sources)."""
+        key = str(remote_id)
+        revs_of: dict[str, list[str]] = {}
+        for doc_id, rev_id in items:
+            revs_of.setdefault(doc_id, []).append(rev_id)
         with self.database._write() as txn:
-            rows = self._rows(doc_id for doc_id, _ in items)
-            lone: list[tuple[bytes, str]] = []
-            for doc_id, rev_id in items:
-                row = rows.get(doc_id)
-                if row is None:
-                    continue
-                if row.tree is None and row.rev == rev_id:
-                    # A lone revision (the common case): write its marked tree directly.
-                    blob = RevTree.encode_lone(rev_id, bool(row.flags & DELETED), remote_id)
-                    lone.append((blob, doc_id))
-                    rows[doc_id] = row._replace(tree=blob)
-                    continue
+            # The common cases need neither the body nor a decoded tree: the current
+            # revision of a document whose tree is absent (a lone revision) or has one node
+            # (nodes are joined by "],["), where only the marks change.
+            marked: list[tuple[bytes, str]] = []
+            slow: list[str] = []
+            for doc_id, rev, flags, tree in self._select_in("doc_id, rev, flags, tree", revs_of):
+                wanted = revs_of[doc_id]
+                if len(wanted) != 1 or wanted[0] != rev:
+                    slow.append(doc_id)
+                elif tree is None:
+                    marked.append((RevTree.encode_lone(rev, bool(flags & DELETED), remote_id),
+                                   doc_id))
+                elif b"],[" not in tree:
+                    data = orjson.loads(tree)
+                    marks = data.setdefault("m", {})
+                    if marks.get(key) != rev:
+                        marks[key] = rev
+                        marked.append((orjson.dumps(data), doc_id))
+                else:
+                    slow.append(doc_id)
+            if marked:
+                self._conn.executemany(
+                    f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", marked
+                )
+            if not slow:
+                return
+            rows = self._rows(slow)
+            for doc_id, row in rows.items():
                 tree = row.rev_tree()
-                if tree.remotes.get(remote_id) == rev_id or rev_id not in tree:
-                    continue
-                tree.mark_remote(remote_id, rev_id)
-                self._write_tree(txn, doc_id, tree, True, bump=False)
-                rows[doc_id] = row._replace(tree=tree.encode(tree.current()))
-            if lone:
-                self._conn.executemany(f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", lone)
-
+                changed = False
+                for rev_id in revs_of[doc_id]:
+                    if tree.remotes.get(remote_id) != rev_id and rev_id in tree:
+                        tree.mark_remote(remote_id, rev_id)
+                        changed = True
+                if changed:
+                    self._write_tree(txn, doc_id, tree, True, bump=False)
 
 def _held_by(tree: bytes, remote_key: str) -> str | None:
     """The revision an encoded tree marks as held by a remote: only the marks are read."""
@@ -415,7 +439,7 @@ def _revision_data(
     doc_id: str, rev_id: str | None, row: Row, max_history: int, known: Sequence[str]
 ) -> RevisionData | None:
     if rev_id is None or rev_id == row.rev:
-        if row.tree is None:
+        if row.tree is None or b"],[" not in row.tree:  # the only node: no history
             return RevisionData(doc_id, row.rev, row.deleted, row.body, [], row.seq)
         rev_id = row.rev
     tree = row.rev_tree()

@@ -172,3 +172,61 @@ def test_remote_marks_on_lone_revisions_match_the_tree_path(coll: Collection) ->
     coll.save(again)
     assert coll.remote_revisions(["lone"], 4) == {"lone": lone.rev_id}
     assert coll.read_revision("lone") is not None
+
+
+def test_marks_fast_paths_store_what_the_tree_path_stores(coll: Collection, db: Database) -> None:
+    from engine.store.revtree import RevTree
+
+    coll.save(MutableDocument("a", {"n": 1}))
+    first = coll.get_document("a")
+    assert first is not None and first.rev_id
+    rev = first.rev_id
+    coll.mark_remote_revisions(1, [("a", rev)])  # lone: written without a tree
+    coll.mark_remote_revisions(2, [("a", rev)])  # one node: only the marks change
+    coll.mark_remote_revisions(2, [("a", rev)])  # already marked: nothing to do
+    expected = RevTree.single(rev, False, b"{}")
+    expected.mark_remote(1, rev)
+    expected.mark_remote(2, rev)
+    sql = f"SELECT tree FROM {coll._table} WHERE doc_id = 'a'"
+    assert db._conn.execute(sql).fetchone()[0] == expected.encode(0)
+    data = coll.read_revision("a")
+    assert data is not None and (data.rev_id, data.history, data.body) == (rev, [], b'{"n":1}')
+
+    update = first.to_mutable()
+    update["n"] = 2
+    coll.save(update)
+    second = update.rev_id
+    assert second is not None
+    # Two revisions of one document in one call take the tree path, in order.
+    coll.mark_remote_revisions(3, [("a", rev), ("a", second)])
+    # An older revision than the current one, and an unknown one, also go through the tree.
+    coll.mark_remote_revisions(4, [("a", rev), ("gone", "1-" + "0" * 40)])
+    assert coll.remote_revisions(["a"], 3) == {"a": second}
+    assert coll.remote_revisions(["a"], 4) == {"a": rev}
+    assert coll.revision_body("a", rev) == b'{"n":1}'  # kept: remotes hold it
+    data = coll.read_revision("a")
+    assert data is not None and (data.rev_id, data.history) == (second, [rev])
+    assert coll.last_sequence == 2  # marks are not changes
+
+
+def test_a_batch_may_hold_several_revisions_of_a_new_document(coll: Collection) -> None:
+    results = coll.insert_revisions(
+        [
+            RevisionInsert("n", "1-a", [], {"v": 1}),  # new: its row is written later...
+            RevisionInsert("n", "2-b", ["1-a"], {"v": 2}),  # ...but before this one
+            RevisionInsert("m", "2-x", ["1-w"], {"x": 2}),  # new, through the tree
+            RevisionInsert("m", "1-z", [], {"z": 1}),  # a second root: a branch of m
+            RevisionInsert("k", "1-k", [], {}),
+            RevisionInsert("k", "1-k", [], {}),  # the same again: known
+        ],
+        remote_id=7,
+    )
+    assert [r.inserted for r in results] == [True, True, True, True, True, False]
+    assert [r.sequence for r in results] == [1, 2, 3, 4, 5, 0]
+    n = coll.read_revision("n")
+    assert n is not None and (n.rev_id, n.history, n.body) == ("2-b", ["1-a"], b'{"v":2}')
+    assert results[3].conflicted and set(results[3].open_leaves) == {"2-x", "1-z"}
+    assert coll.remote_revisions(["n", "m", "k"], 7) == {"n": "2-b", "m": "1-z", "k": "1-k"}
+    assert [(c.doc_id, c.rev_id) for c in coll.changes_since(0)] == [
+        ("n", "2-b"), ("m", "2-x"), ("k", "1-k")]
+    assert coll.last_sequence == 5
