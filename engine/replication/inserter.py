@@ -20,6 +20,18 @@ GOOD_BATCH = 100
 BATCH_DELAY = 0.005
 
 
+class _Job:
+    """Revisions handed in together, and the future of their results (one per revision)."""
+
+    __slots__ = ("future", "items")
+
+    def __init__(
+        self, items: list[RevisionInsert], future: asyncio.Future[list[InsertResult | Exception]]
+    ) -> None:
+        self.items = items
+        self.future = future
+
+
 class Inserter:
     """Queue revisions; a single worker stores them in batches and resolves the waiters."""
 
@@ -34,7 +46,8 @@ class Inserter:
         self.remote_id = remote_id
         #: How many revisions the peer still owes (asked for and not yet stored).
         self._outstanding = outstanding
-        self._queue: list[tuple[RevisionInsert, asyncio.Future[InsertResult]]] = []
+        self._queue: list[_Job] = []
+        self._queued = 0  # revisions in the queue
         self._worker: asyncio.Task[None] | None = None
         #: The longest the queue of revisions waiting to be stored has been.
         self.max_queued = 0
@@ -45,85 +58,87 @@ class Inserter:
 
     async def insert(self, item: RevisionInsert) -> InsertResult:
         """Store `item` (durably, with others) and return what happened."""
-        future: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        self.max_queued = max(self.max_queued, len(self._queue))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work(), name="rev-inserter")
-        return await future
+        (result,) = await self.insert_many([item])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    async def insert_many(self, items: list[RevisionInsert]) -> list[InsertResult | BaseException]:
+    async def insert_many(self, items: list[RevisionInsert]) -> list[InsertResult | Exception]:
         """Store every item (in as few transactions as fit); a result or error for each."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[InsertResult]] = []
-        for item in items:
-            future: asyncio.Future[InsertResult] = loop.create_future()
-            self._queue.append((item, future))
-            futures.append(future)
-        self.max_queued = max(self.max_queued, len(self._queue))
+        if not items:
+            return []
+        job = _Job(items, asyncio.get_running_loop().create_future())
+        self._queue.append(job)
+        self._queued += len(items)
+        self.max_queued = max(self.max_queued, self._queued)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="rev-inserter")
-        return await asyncio.gather(*futures, return_exceptions=True)
+        return await job.future
+
+    def _take(self) -> list[_Job]:
+        """Jobs for one transaction: up to MAX_BATCH revisions (at least one job)."""
+        count = 0
+        taken = 0
+        for job in self._queue:
+            if taken and count + len(job.items) > MAX_BATCH:
+                break
+            count += len(job.items)
+            taken += 1
+        jobs, self._queue = self._queue[:taken], self._queue[taken:]
+        self._queued -= count
+        return jobs
 
     async def _work(self) -> None:
         db = self._collection.database
         while self._queue:
             # Let revs that arrive together (or within a few ms) join this batch, but wait
             # only if more are on their way: a lone live edit is stored at once (latency).
-            small = len(self._queue) < GOOD_BATCH
-            more_coming = self._outstanding() > len(self._queue)
+            small = self._queued < GOOD_BATCH
+            more_coming = self._outstanding() > self._queued
             await asyncio.sleep(BATCH_DELAY if small and more_coming else 0)
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            items = [item for item, _ in batch]
+            jobs = self._take()
+            items = [item for job in jobs for item in job.items]
+            results: list[InsertResult | Exception]
             try:
-                results = await db.run(
-                    self._collection.insert_revisions, items, remote_id=self.remote_id
-                )
-            except Exception:
-                if len(batch) == 1:
-                    exc_future = batch[0][1]
-                    if not exc_future.done():
-                        exc_future.set_exception(_current_exception())
-                    continue
-                # One bad revision must not fail the others: store them one by one.
-                self._queue = [(i, f) for i, f in batch] + self._queue
-                await self._one_by_one(len(batch))
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    async def _one_by_one(self, count: int) -> None:
-        db = self._collection.database
-        for _ in range(count):
-            item, future = self._queue.pop(0)
-            try:
-                result = (
-                    await db.run(
-                        self._collection.insert_revisions, [item], remote_id=self.remote_id
+                try:
+                    results = list(
+                        await db.run(
+                            self._collection.insert_revisions, items, remote_id=self.remote_id
+                        )
                     )
-                )[0]
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                continue
-            if not future.done():
-                future.set_result(result)
+                except Exception as exc:
+                    if len(items) == 1:
+                        results = [exc]
+                    else:
+                        # One bad revision must not fail the others: store them one by one.
+                        results = [await self._insert_one(item) for item in items]
+            except BaseException:  # cancelled (closing): nobody waits for these forever
+                for job in jobs:
+                    job.future.cancel()
+                raise
+            start = 0
+            for job in jobs:
+                end = start + len(job.items)
+                if not job.future.done():
+                    job.future.set_result(results[start:end])
+                start = end
+
+    async def _insert_one(self, item: RevisionInsert) -> InsertResult | Exception:
+        db = self._collection.database
+        try:
+            return (
+                await db.run(self._collection.insert_revisions, [item], remote_id=self.remote_id)
+            )[0]
+        except Exception as exc:
+            return exc
 
     async def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        for _, future in self._queue:
-            if not future.done():
-                future.cancel()
+        for job in self._queue:
+            if not job.future.done():
+                job.future.cancel()
         self._queue.clear()
-
-
-def _current_exception() -> BaseException:
-    import sys
-
-    exc = sys.exc_info()[1]
-    assert exc is not None
-    return exc
+        self._queued = 0

@@ -60,7 +60,7 @@ def check_rev(value: Any, what: str) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeEntry:
     """One item of a `changes` message: ``[sequence, docID, revID, deleted, bodySize]``."""
 
@@ -126,7 +126,7 @@ def decode_changes_reply(body: bytes, count: int) -> list[list[str] | None]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProposedChange:
     """One item of `proposeChanges`: ``[docID, revID, serverRevID, bodySize]``."""
 
@@ -206,7 +206,7 @@ def parse_history(value: str) -> list[str]:
     return [r.strip() for r in value.split(",") if r.strip()] if value else []
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RevMessage:
     """The properties of a `rev` message."""
 

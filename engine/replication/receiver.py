@@ -182,9 +182,11 @@ class Receiver:
         statuses: list[Status] = [0] * len(entries)
         items: list[RevisionInsert] = []
         stored: list[int] = []
+        # Without blobs or a pull filter, nothing to wait for (batches hold no deltas).
+        plain = not blobs and self.ctx.pull_filter is None
         for i, (msg, body) in enumerate(entries):
             try:
-                item = await self._prepare(msg, body, blobs)
+                item = self._plain(msg, body) if plain else await self._prepare(msg, body, blobs)
             except Exception as exc:
                 statuses[i] = _status(self._failed(msg, exc))
                 continue
@@ -199,7 +201,8 @@ class Receiver:
             try:
                 if isinstance(result, BaseException):
                     raise result
-                await self._after_insert(msg, result)
+                if result.conflicted:
+                    await self._after_insert(msg, result)
             except Exception as exc:
                 statuses[i] = _status(self._failed(msg, exc))
                 continue
@@ -252,10 +255,13 @@ class Receiver:
             seq = self._expected.pop(key)
             if seq is not None:
                 self.tracker.finish(seq)
-        self.session.events.add_completed(1)
-        self.session.events.document(
-            False, ReplicatedDocument(doc_id, self.ctx.collection.full_name, flags, error, rev_id)
-        )
+        events = self.session.events
+        events.add_completed(1)
+        if events.wants_documents:
+            events.document(
+                False,
+                ReplicatedDocument(doc_id, self.ctx.collection.full_name, flags, error, rev_id),
+            )
         self.session.check_idle()
 
     async def _prepare(
@@ -270,7 +276,7 @@ class Receiver:
         if msg.delta_src:
             body = await self._apply_delta(msg, body)
         for key in _SPECIAL:
-            body.pop(key, None)
+            body.pop(key, None)  # before the filter sees it
         pull_filter = self.ctx.pull_filter
         if pull_filter is not None:
             doc = Document(
@@ -289,6 +295,13 @@ class Receiver:
                         self.session.conn, db, digest, msg.doc_id, self.ctx.wire_index
                     )
                     self.session.stats.bytes_pulled += length
+        return self._plain(msg, body)
+
+    @staticmethod
+    def _plain(msg: RevMessage, body: dict[str, Any]) -> RevisionInsert:
+        """The revision to insert, from a full body with no blob to fetch."""
+        for key in _SPECIAL:
+            body.pop(key, None)
         return RevisionInsert(
             msg.doc_id,
             msg.rev_id,

@@ -94,6 +94,10 @@ class _Events(SessionEvents):
             self.r._progressed = True
         self.r._schedule_status()
 
+    @property
+    def wants_documents(self) -> bool:
+        return bool(self.r._doc_listeners)
+
     def document(self, is_push: bool, doc: ReplicatedDocument) -> None:
         self.r._queue_document(is_push, doc)
 

@@ -54,7 +54,7 @@ NO_CONFLICTS = 2
 Status = int | tuple[int, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BatchEntry:
     """One revision of a `revs` message, to send: its body is the stored JSON bytes."""
 

@@ -550,10 +550,13 @@ class Sender:
 
     def _sent(self, change: Change, rev: RevisionData | None, error: PeerbaseError | None) -> None:
         self.tracker.finish(change.sequence)
-        self.session.events.add_completed(1)
+        events = self.session.events
+        events.add_completed(1)
         if rev is not None and error is None:
             self.session.remote_has(self.ctx, rev.doc_id, rev.rev_id)
-        self.session.events.document(
+        if not events.wants_documents:
+            return
+        events.document(
             True,
             ReplicatedDocument(
                 change.doc_id,

@@ -95,6 +95,11 @@ class SessionEvents:
     def add_completed(self, n: int) -> None:
         """Work finished."""
 
+    @property
+    def wants_documents(self) -> bool:
+        """Does anyone listen to `document`? (Else no event is built per document.)"""
+        return False
+
     def document(self, is_push: bool, doc: ReplicatedDocument) -> None:
         """One document pushed or pulled (or failed)."""
 
