@@ -282,3 +282,19 @@ async def test_replicator_uses_batches_only_with_peers_announcing_them(
             assert set(calls) == {"on_revs"} and len(calls) <= 4
         else:
             assert calls == ["on_rev"] * 60
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a":"x@example.org","b":"c:\\\\d"}', False),  # "@" and "\" alone are not enough
+        (b'{"f":{"@type":"blob","digest":"sha1-x"}}', True),
+        (b'{"_attachments":{}}', True),
+        (b'{"f":{"\\u0040type":"blob"}}', True),  # an escaped key gets the full walk
+        (b'{"plain":1}', False),
+    ],
+)
+def test_only_bodies_that_may_reference_blobs_are_walked(raw: bytes, expected: bool) -> None:
+    from engine.replication.blobs import may_have_blobs
+
+    assert may_have_blobs(raw) is expected
