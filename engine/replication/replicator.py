@@ -62,6 +62,10 @@ CHECKPOINT_INTERVAL = 5.0
 #: most changes are already known (a no-op sync of 100k docs: 4.6 s -> 1.3 s).
 PULL_BATCH = 200
 PEERBASE_PULL_BATCH = 1000
+#: Changes offered per `changes` message when pushing: Couchbase Lite's 200, or 500 to a
+#: Peerbase peer (it takes `revs` batches): fewer, larger exchanges keep both sides busier.
+PUSH_BATCH = 200
+PEERBASE_PUSH_BATCH = 500
 OPEN_TIMEOUT = 15.0
 
 
@@ -473,6 +477,7 @@ class Replicator:
                     continuous=cfg.continuous,
                     propose=False,
                     doc_ids=ctx.config.document_ids,
+                    batch_size=PEERBASE_PUSH_BATCH if session.peer_rev_batches else PUSH_BATCH,
                 )
                 if cfg.replicator_type.pull and not cfg.continuous:
                     ctx.sender.hold_until(self._pull_done)

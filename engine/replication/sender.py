@@ -56,11 +56,15 @@ MIN_DELTA_BODY = 200
 #: wire-compatible: the receiver inflates only frames flagged compressed.
 MIN_COMPRESSED_REV = 4096
 #: `revs` batches (Peerbase peers): at most this many revisions or bytes of bodies each;
-#: a bigger body (or a delta) goes in its own `rev`.
-REV_BATCH = 100
+#: a bigger body (or a delta) goes in its own `rev`. At most MAX_BATCHES_IN_FLIGHT
+#: unanswered (at most 1 MB of bodies): batches of 200 kept both processes busier than
+#: 100 (30k docs: push 13-15k -> 16-17k docs/s). A larger window (8 in flight) was no
+#: faster, and BLIP interleaves the messages in flight, so on a slow link none of them
+#: completes (nor moves the checkpoint) before all of them do.
+REV_BATCH = 200
 REV_BATCH_BYTES = 256 * 1024
-MAX_BATCHED_BODY = 64 * 1024
 MAX_BATCHES_IN_FLIGHT = 4
+MAX_BATCHED_BODY = 64 * 1024
 
 
 class Sender:
