@@ -81,6 +81,16 @@ class KVTable:
         columns = "(seq, doc_id, rev, flags, body, tree) VALUES (?, ?, ?, ?, ?, ?)"
         self._insert_sql = f"INSERT INTO {self._table} {columns}"
         self._insert_if_absent_sql = f"INSERT OR IGNORE INTO {self._table} {columns}"
+        # Mark (?1 = remote id) the current revision ?3 of document ?2 when its tree is
+        # absent (a lone revision) or has one node (nodes are joined by "],["): the tree
+        # RevTree.encode would write, built by SQLite.
+        self._mark_current_sql = (
+            f"UPDATE {self._table} SET tree = CAST(CASE WHEN tree IS NULL THEN json_object("
+            f"'r', json_array(json_array(rev, -1, flags & {DELETED}, NULL)),"
+            " 'm', json_object(?1, rev))"
+            """ ELSE json_set(CAST(tree AS TEXT), '$.m."' || ?1 || '"', rev) END AS BLOB)"""
+            " WHERE doc_id = ?2 AND rev = ?3 AND (tree IS NULL OR instr(tree, X'5D2C5B') = 0)"
+        )
 
     @property
     def full_name(self) -> str:

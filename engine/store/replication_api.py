@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -373,6 +374,22 @@ class ReplicationAPI(KVTable):
         for doc_id, rev_id in items:
             revs_of.setdefault(doc_id, []).append(rev_id)
         with self.database._write() as txn:
+            if len(revs_of) == len(items) and self._mark_current_sql:
+                # Usually each is a current revision with no tree or a one-node tree: SQLite
+                # writes the marks itself, with no row read into Python. Rows that are not
+                # (rowcount tells) send the whole call through the general path below,
+                # which finds the rows marked here already marked.
+                try:
+                    done = self._conn.executemany(
+                        self._mark_current_sql, [(key, doc_id, rev) for doc_id, rev in items]
+                    ).rowcount
+                except sqlite3.OperationalError as exc:
+                    if "no such function" not in str(exc):
+                        raise
+                    self._mark_current_sql = ""  # an SQLite without JSON: Python does it
+                    done = -1
+                if done == len(items):
+                    return
             # The common cases need neither the body nor a decoded tree: the current
             # revision of a document whose tree is absent (a lone revision) or has one node
             # (nodes are joined by "],["), where only the marks change.

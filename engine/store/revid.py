@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -26,12 +27,13 @@ def generation(rev_id: str) -> int:
     return int(gen)
 
 
+#: ``N-digest``: N >= 1 in ASCII digits (leading zeros allowed), any non-empty digest.
+_REV_ID = re.compile(r"0*[1-9][0-9]*-.+", re.ASCII | re.DOTALL)
+
+
 def is_valid_rev_id(rev_id: object) -> bool:
     """True if `rev_id` looks like ``N-digest`` with N >= 1."""
-    if not isinstance(rev_id, str) or len(rev_id) > 300:
-        return False
-    gen, dash, digest = rev_id.partition("-")
-    return bool(dash and digest and gen.isdigit() and int(gen) > 0)
+    return isinstance(rev_id, str) and len(rev_id) <= 300 and _REV_ID.fullmatch(rev_id) is not None
 
 
 def new_rev_id(parent_rev_id: str | None, deleted: bool, body_json: bytes) -> str:

@@ -67,9 +67,8 @@ class RevTree:
     @staticmethod
     def encode_lone(rev_id: str, deleted: bool, remote_id: int) -> bytes:
         """`encode` of a lone revision marked as held by one remote, without building it."""
-        return orjson.dumps(
-            {"r": [[rev_id, NO_PARENT, 1 if deleted else 0, None]], "m": {str(remote_id): rev_id}}
-        )
+        rev = orjson.dumps(rev_id)
+        return b'{"r":[[%b,-1,%d,null]],"m":{"%d":%b}}' % (rev, deleted, remote_id, rev)
 
     def encode(self, current: int) -> bytes | None:
         """Serialise all but the current body; None for a lone revision with no remotes."""

@@ -230,3 +230,17 @@ def test_a_batch_may_hold_several_revisions_of_a_new_document(coll: Collection) 
     assert [(c.doc_id, c.rev_id) for c in coll.changes_since(0)] == [
         ("n", "2-b"), ("m", "2-x"), ("k", "1-k")]
     assert coll.last_sequence == 5
+
+
+def test_marks_without_sqlite_json_functions(coll: Collection) -> None:
+    """An SQLite built without JSON functions: the marks are written from Python instead."""
+    coll.save(MutableDocument("a", {"n": 1}))
+    rev = coll.get_document("a").rev_id  # type: ignore[union-attr]
+    assert rev is not None
+    coll._mark_current_sql = (
+        f"UPDATE {coll._table} SET tree = no_such_json(?1) WHERE doc_id = ?2 AND rev = ?3"
+    )
+    coll.mark_remote_revisions(1, [("a", rev)])
+    assert coll._mark_current_sql == ""
+    coll.mark_remote_revisions(2, [("a", rev)])
+    assert coll.remote_revisions(["a"], 1) == {"a": rev} == coll.remote_revisions(["a"], 2)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,3 +116,23 @@ def test_random_trees_prune_sanely(ops: list[tuple[int, bool]], depth: int) -> N
     for i in tree.leaves():
         assert len(tree.history(i)) <= depth
         assert tree.revs[i].body is not None
+
+
+@pytest.mark.parametrize("rev_id", ["1-abc", '2-q"uote', "3-back\\slash", "4-é"])
+@pytest.mark.parametrize("deleted", [False, True])
+def test_encode_lone_is_encode_of_a_marked_lone_revision(rev_id: str, deleted: bool) -> None:
+    tree = RevTree.single(rev_id, deleted, b"{}")
+    tree.mark_remote(12, rev_id)
+    assert RevTree.encode_lone(rev_id, deleted, 12) == tree.encode(0)
+
+
+@pytest.mark.parametrize(
+    ("rev_id", "valid"),
+    [("1-a", True), ("01-a", True), ("12-abc\ndef", True), ("1-" + "a" * 298, True),
+     ("0-a", False), ("-a", False), ("1-", False), ("a-1", False), ("1a-b", False),
+     ("\u00b2-x", False), ("1-" + "a" * 299, False), (5, False), (None, False)],
+)
+def test_revision_id_syntax(rev_id: object, valid: bool) -> None:
+    from engine.store.revid import is_valid_rev_id
+
+    assert is_valid_rev_id(rev_id) is valid
