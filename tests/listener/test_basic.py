@@ -36,3 +36,27 @@ async def test_no_tls_push_and_pull(make_listener, server_db: Database, client_d
     assert set(closed.directions) == {"push", "pull"}
     assert (closed.docs_received, closed.docs_sent) == (2, 3)
     assert closed.by_peer is True and closed.code == 1000
+
+
+async def test_accepted_connections_do_not_wait_for_nagle(make_listener) -> None:
+    """Small replies leave at once: TCP_NODELAY on the listener's side of each connection.
+
+    (asyncio sets it only on sockets created with proto IPPROTO_TCP; the listener's
+    own listening sockets once had proto 0, and pushes to it ran ~30% slower.)
+    """
+    import socket
+
+    from engine import blip
+
+    listener = await make_listener(disable_tls=True)
+    conn = await blip.connect(url_for(listener) + "/_blipsync", open_timeout=5)
+    try:
+        for _ in range(100):
+            if listener._peers:
+                break
+            await asyncio.sleep(0.01)
+        (peer,) = listener._peers.values()
+        server_socket = peer.conn.websocket.transport.get_extra_info("socket")
+        assert server_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        await conn.close()
