@@ -43,7 +43,10 @@ class FrameEncoder:
 
     def __init__(self) -> None:
         self._crc = 0
-        self._deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        # Level 1: JSON messages (e.g. a `changes` list of 500 entries, 35 KB) come out only
+        # ~5% bigger than at the default level 6, for a third of the CPU (1.1 vs 3.3 us per
+        # entry). Any level is wire-compatible: the peer only inflates.
+        self._deflater = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -15)
 
     @property
     def checksum(self) -> int:

@@ -49,6 +49,8 @@ def _json(body: bytes, what: str) -> Any:
 
 
 def check_doc_id(value: Any, what: str) -> str:
+    if type(value) is str and 0 < len(value) <= 62:  # at most 4 UTF-8 bytes a character
+        return value
     if not isinstance(value, str) or not value or len(value.encode()) > 250:
         raise ProtocolError(f"{what}: invalid document ID {value!r}", code=400)
     return value

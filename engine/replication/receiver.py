@@ -196,6 +196,7 @@ class Receiver:
                 items.append(item)
                 stored.append(i)
         results = await self.inserter.insert_many(items) if items else []
+        handled = 0
         for i, item, result in zip(stored, items, results, strict=True):
             msg = entries[i][0]
             try:
@@ -206,9 +207,12 @@ class Receiver:
             except Exception as exc:
                 statuses[i] = _status(self._failed(msg, exc))
                 continue
-            error = self._outcome(msg, result, len(item.body))
+            error = self._outcome(msg, result, len(item.body), tally=False)
+            handled += 1
             if error is not None:
                 statuses[i] = _status(error)
+        if handled:
+            self._tally(handled)
         if request.no_reply:
             return None
         return OutgoingReply(body=encode_batch_reply(statuses))
@@ -232,36 +236,47 @@ class Receiver:
         return exc
 
     def _outcome(
-        self, msg: RevMessage, result: InsertResult | None, size: int
+        self, msg: RevMessage, result: InsertResult | None, size: int, *, tally: bool = True
     ) -> BlipError | None:
-        """Report a revision handled (stored, already known, filtered out or rejected)."""
+        """Report a revision handled (stored, already known, filtered out or rejected).
+
+        With `tally` False the caller counts it as completed (once for many revisions).
+        """
         flags = DocumentFlags.DELETED if msg.deleted else DocumentFlags.NONE
         if result is not None and result.rejected:
             error = BlipError(
                 "HTTP", 409, f"{msg.doc_id} {msg.rev_id} conflicts with {result.current_rev_id}"
             )
-            self._done(msg.doc_id, msg.rev_id, flags, error)
+            self._done(msg.doc_id, msg.rev_id, flags, error, tally=tally)
             return error
         self.session.stats.docs_pulled += result is not None and result.inserted
         self.session.stats.bytes_pulled += size
-        self._done(msg.doc_id, msg.rev_id, flags, None)
+        self._done(msg.doc_id, msg.rev_id, flags, None, tally=tally)
         return None
 
     def _done(
-        self, doc_id: str, rev_id: str, flags: DocumentFlags, error: PeerbaseError | None
+        self,
+        doc_id: str,
+        rev_id: str,
+        flags: DocumentFlags,
+        error: PeerbaseError | None,
+        *,
+        tally: bool = True,
     ) -> None:
-        key = (doc_id, rev_id)
-        if key in self._expected:
-            seq = self._expected.pop(key)
-            if seq is not None:
-                self.tracker.finish(seq)
+        seq = self._expected.pop((doc_id, rev_id), None)
+        if seq is not None:
+            self.tracker.finish(seq)
         events = self.session.events
-        events.add_completed(1)
         if events.wants_documents:
             events.document(
                 False,
                 ReplicatedDocument(doc_id, self.ctx.collection.full_name, flags, error, rev_id),
             )
+        if tally:
+            self._tally(1)
+
+    def _tally(self, completed: int) -> None:
+        self.session.events.add_completed(completed)
         self.session.check_idle()
 
     async def _prepare(

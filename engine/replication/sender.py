@@ -471,11 +471,10 @@ class Sender:
             self.session.fail(exc or ConnectionClosedError(None, "request cancelled"))
             self._batch_released(len(batch))
             return
+        stored: list[tuple[Change, RevisionData]] = []
         for (change, rev), status in zip(batch, statuses, strict=True):
             if status == 0:
-                self.session.stats.docs_pushed += 1
-                self.session.stats.bytes_pushed += len(rev.body)
-                self._sent(change, rev, None)
+                stored.append((change, rev))
             else:
                 code, message = status if isinstance(status, tuple) else (status, "")
                 error = BlipError("HTTP", code, message or f"error {code}")
@@ -484,7 +483,28 @@ class Sender:
                 else:
                     self.session.stats.errors += 1
                     self._sent(change, rev, error)
+        if stored:
+            self._stored(stored)
         self._batch_released(len(batch))
+
+    def _stored(self, stored: list[tuple[Change, RevisionData]]) -> None:
+        """`_sent` for many revisions the peer stored, with the bookkeeping done once."""
+        stats = self.session.stats
+        stats.docs_pushed += len(stored)
+        stats.bytes_pushed += sum(len(rev.body) for _, rev in stored)
+        finish = self.tracker.finish
+        for change, _ in stored:
+            finish(change.sequence)
+        self.session.remote_has_many(self.ctx, [(rev.doc_id, rev.rev_id) for _, rev in stored])
+        events = self.session.events
+        events.add_completed(len(stored))
+        if events.wants_documents:
+            full_name = self.ctx.collection.full_name
+            for change, _ in stored:
+                flags = DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE
+                events.document(
+                    True, ReplicatedDocument(change.doc_id, full_name, flags, None, change.rev_id)
+                )
 
     def _pipeline(
         self, change: Change, rev: RevisionData, body: bytes, delta_src: str | None

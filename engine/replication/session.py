@@ -11,7 +11,7 @@ import contextlib
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,9 +253,15 @@ class ReplicationSession:
 
     def remote_has(self, ctx: CollectionContext, doc_id: str, rev_id: str) -> None:
         """Remember (in batches) that the peer now has this revision."""
+        self.remote_has_many(ctx, ((doc_id, rev_id),))
+
+    def remote_has_many(
+        self, ctx: CollectionContext, revisions: Iterable[tuple[str, str]]
+    ) -> None:
+        """Remember (in batches) that the peer now has these (docID, revID)s."""
         if ctx.remote_id is None:
             return
-        ctx.marks[doc_id] = rev_id
+        ctx.marks.update(revisions)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_marks_later())
 

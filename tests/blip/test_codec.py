@@ -115,14 +115,14 @@ def test_compressed_frames_drop_the_deflate_trailer() -> None:
     encoder = FrameEncoder()
     body = b"\x00" + b"compress me, compress me, compress me" * 20
     frame = encoder.encode(3, FrameFlags.COMPRESSED, body)
-    reference = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    reference = zlib.compressobj(zlib.Z_BEST_SPEED, zlib.DEFLATED, -15)
     packed = reference.compress(body) + reference.flush(zlib.Z_SYNC_FLUSH)
     assert packed.endswith(b"\x00\x00\xff\xff")
     # The CRC covers the uncompressed body (spec §3.5).
     assert frame == b"\x03\x08" + packed[:-4] + crc(body)
     # The context carries over: the same data again costs a few bytes.
     again = encoder.encode(4, FrameFlags.COMPRESSED, body)
-    assert len(again) < 20
+    assert len(again) < 25 < len(frame)
     decoder = FrameDecoder()
     assert decoder.decode(frame).body == body
     assert decoder.decode(again).body == body
