@@ -153,6 +153,32 @@ async def test_delta_sync(make_db: Any, make_peer: Any) -> None:
     assert coll.get_document("big").properties == sdoc.properties  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("delta_sync", [True, False])
+async def test_what_a_passive_peer_sent_is_recorded_only_as_delta_sources(
+    make_db: Any, make_peer: Any, delta_sync: bool
+) -> None:
+    """With delta sync, the revision a client pulled keeps its body on the passive side, so
+    a delta reaches the client across several edits; without, nothing is written for it
+    (the client's checkpoint already says what it was sent)."""
+    client, server = make_db("client"), make_db("server")
+    scoll, coll = server.default_collection(), client.default_collection()
+    items = {str(i): {"name": f"item {i}", "qty": i} for i in range(60)}
+    scoll.save(MutableDocument("big", {"items": items, "n": 1}))
+    peer = await make_peer(server, delta_sync=delta_sync)
+    _, status = await replicate(peer.url, [coll], PULL, enable_delta_sync=delta_sync)
+    assert status.error is None and coll.count == 1
+    await peer.sessions[0].flush_marks()  # what it records, it writes in batches
+    assert (scoll._row("big").tree is not None) is delta_sync  # type: ignore[union-attr]
+    for n in (2, 3):  # two edits: the client's revision is no longer the current's parent
+        doc = scoll.get_document("big").to_mutable()  # type: ignore[union-attr]
+        doc["n"] = n
+        scoll.save(doc)
+    puller, status = await replicate(peer.url, [coll], PULL, enable_delta_sync=delta_sync)
+    assert status.error is None
+    assert puller.statistics.deltas_received == (1 if delta_sync else 0)
+    assert coll.get_document("big").properties == doc.properties  # type: ignore[union-attr]
+
+
 async def test_no_deltas_unless_both_sides_enable_them(make_db: Any, make_peer: Any) -> None:
     client, server = make_db("client"), make_db("server")
     coll = client.default_collection()
