@@ -44,6 +44,11 @@ def create_kv_table(conn: sqlite3.Connection, coll_id: int) -> None:
     conn.execute(
         f"CREATE INDEX IF NOT EXISTS {table}_expiry ON {table}(expiry) WHERE expiry IS NOT NULL"
     )
+    # Documents in conflict, looked for after every pull: without it, a full scan of the
+    # table (bodies included), ~50 ms per 100,000 documents. Partial: costs nothing else.
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS {table}_conflicted ON {table}(seq) WHERE flags & {CONFLICTED}"
+    )
 
 
 def initialise(conn: sqlite3.Connection) -> str:

@@ -244,3 +244,20 @@ def test_marks_without_sqlite_json_functions(coll: Collection) -> None:
     assert coll._mark_current_sql == ""
     coll.mark_remote_revisions(2, [("a", rev)])
     assert coll.remote_revisions(["a"], 1) == {"a": rev} == coll.remote_revisions(["a"], 2)
+
+
+def test_conflicted_documents_are_found_through_an_index(coll: Collection, db: Database) -> None:
+    """Looked for after every pull: no scan of every row (and body) of the collection."""
+    coll.insert_revision("d", "1-a", [], {"v": 1})
+    coll.insert_revision("d", "2-b", ["1-a"], {"v": 2})
+    coll.insert_revision("d", "2-c", ["1-a"], {"v": 3})
+    coll.save(MutableDocument("plain", {}))
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        assert coll.conflicted_ids() == ["d"]
+    finally:
+        db._conn.set_trace_callback(None)
+    (query,) = [s for s in statements if s.startswith("SELECT")]
+    plan = db._conn.execute("EXPLAIN QUERY PLAN " + query).fetchall()
+    assert any(f"{coll._table}_conflicted" in row[-1] for row in plan), plan
