@@ -98,29 +98,24 @@ def decode_batch(body: bytes) -> list[tuple[RevMessage, dict[str, Any]]]:
         raise ProtocolError("revs body must be an array", code=400)
     out: list[tuple[RevMessage, dict[str, Any]]] = []
     for item in data:
-        if not isinstance(item, list) or len(item) != 6:
+        if type(item) is not list or len(item) != 6:
             raise ProtocolError(f"malformed revs entry {str(item)[:80]!r}", code=400)
         doc_id, rev_id, history, sequence, flags, doc = item
         check_doc_id(doc_id, "revs")
         check_rev(rev_id, "revs")
-        if not isinstance(history, list):
+        if type(history) is not list:
             raise ProtocolError(f"revs: history of {doc_id!r} must be an array", code=400)
         for rev in history:
             check_rev(rev, "revs history")
-        if not isinstance(flags, int) or not isinstance(doc, dict):
+        if type(flags) is not int or type(doc) is not dict:
             raise ProtocolError(f"revs: malformed flags or body of {doc_id!r}", code=400)
-        if not isinstance(sequence, (int, str)):
+        if type(sequence) is not int and type(sequence) is not str:
             raise ProtocolError(f"revs: malformed sequence of {doc_id!r}", code=400)
-        msg = RevMessage(
-            doc_id,
-            rev_id,
-            tuple(history),
-            bool(flags & DELETED),
-            str(sequence),
-            None,
-            bool(flags & NO_CONFLICTS),
-        )
-        out.append((msg, doc))
+        out.append((
+            RevMessage(doc_id, rev_id, tuple(history), bool(flags & DELETED), str(sequence),
+                       None, bool(flags & NO_CONFLICTS)),
+            doc,
+        ))
     return out
 
 
