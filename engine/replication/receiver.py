@@ -197,22 +197,24 @@ class Receiver:
                 stored.append(i)
         results = await self.inserter.insert_many(items) if items else []
         handled = 0
-        for i, item, result in zip(stored, items, results, strict=True):
-            msg = entries[i][0]
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                if result.conflicted:
-                    await self._after_insert(msg, result)
-            except Exception as exc:
-                statuses[i] = _status(self._failed(msg, exc))
-                continue
-            error = self._outcome(msg, result, len(item.body), tally=False)
-            handled += 1
-            if error is not None:
-                statuses[i] = _status(error)
-        if handled:
-            self._tally(handled)
+        try:
+            for i, item, result in zip(stored, items, results, strict=True):
+                msg = entries[i][0]
+                try:
+                    if isinstance(result, BaseException):
+                        raise result
+                    if result.conflicted:
+                        await self._after_insert(msg, result)
+                except Exception as exc:
+                    statuses[i] = _status(self._failed(msg, exc))
+                    continue
+                error = self._outcome(msg, result, len(item.body), tally=False)
+                handled += 1
+                if error is not None:
+                    statuses[i] = _status(error)
+        finally:  # counted even if cancelled while resolving a conflict
+            if handled:
+                self._tally(handled)
         if request.no_reply:
             return None
         return OutgoingReply(body=encode_batch_reply(statuses))
