@@ -111,11 +111,20 @@ def decode_batch(body: bytes) -> list[tuple[RevMessage, dict[str, Any]]]:
             raise ProtocolError(f"revs: malformed flags or body of {doc_id!r}", code=400)
         if type(sequence) is not int and type(sequence) is not str:
             raise ProtocolError(f"revs: malformed sequence of {doc_id!r}", code=400)
-        out.append((
-            RevMessage(doc_id, rev_id, tuple(history), bool(flags & DELETED), str(sequence),
-                       None, bool(flags & NO_CONFLICTS)),
-            doc,
-        ))
+        out.append(
+            (
+                RevMessage(
+                    doc_id,
+                    rev_id,
+                    tuple(history),
+                    bool(flags & DELETED),
+                    str(sequence),
+                    None,
+                    bool(flags & NO_CONFLICTS),
+                ),
+                doc,
+            )
+        )
     return out
 
 

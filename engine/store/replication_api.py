@@ -289,8 +289,16 @@ class ReplicationAPI(KVTable):
                     rows[item.doc_id] = row
                     new_rows.append((row.seq, item.doc_id, *row[1:]))
                     results.append(
-                        InsertResult(item.doc_id, item.rev_id, True, item.rev_id, item.deleted,
-                                     (), row.seq, open_leaves=(item.rev_id,))
+                        InsertResult(
+                            item.doc_id,
+                            item.rev_id,
+                            True,
+                            item.rev_id,
+                            item.deleted,
+                            (),
+                            row.seq,
+                            open_leaves=(item.rev_id,),
+                        )
                     )
                     continue
                 if new_rows and row is not None and row.seq >= new_rows[0][0]:
@@ -341,16 +349,15 @@ class ReplicationAPI(KVTable):
                 self._conn.executemany(self._insert_sql, new_rows)
         return results
 
-    def _new_row(
-        self, txn: _Txn, item: RevisionInsert, body: bytes, remote_id: int | None
-    ) -> Row:
+    def _new_row(self, txn: _Txn, item: RevisionInsert, body: bytes, remote_id: int | None) -> Row:
         """The row of a new document's first revision, with its sequence (not yet written)."""
         seq = txn.seqs.get(self.id)
         seq = seq + 1 if seq is not None else self.database._next_seq(txn, self)
         txn.seqs[self.id] = seq
         txn.record(self, item.doc_id)
-        marked = None if remote_id is None else RevTree.encode_lone(
-            item.rev_id, item.deleted, remote_id)
+        marked = (
+            None if remote_id is None else RevTree.encode_lone(item.rev_id, item.deleted, remote_id)
+        )
         return Row(seq, item.rev_id, DELETED if item.deleted else 0, body, marked)
 
     def insert_revision(
@@ -400,8 +407,9 @@ class ReplicationAPI(KVTable):
                 if len(wanted) != 1 or wanted[0] != rev:
                     slow.append(doc_id)
                 elif tree is None:
-                    marked.append((RevTree.encode_lone(rev, bool(flags & DELETED), remote_id),
-                                   doc_id))
+                    marked.append(
+                        (RevTree.encode_lone(rev, bool(flags & DELETED), remote_id), doc_id)
+                    )
                 elif b"],[" not in tree:
                     data = orjson.loads(tree)
                     marks = data.setdefault("m", {})
@@ -426,6 +434,7 @@ class ReplicationAPI(KVTable):
                         changed = True
                 if changed:
                     self._write_tree(txn, doc_id, tree, True, bump=False)
+
 
 def _held_by(tree: bytes, remote_key: str) -> str | None:
     """The revision an encoded tree marks as held by a remote: only the marks are read."""
