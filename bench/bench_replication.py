@@ -309,13 +309,15 @@ class Round:
     pull: Direction
     baselines: list[float]
 
-    @property
-    def push_base(self) -> float:
-        return (self.baselines[0] + self.baselines[1]) / 2
+    def direction(self, label: str) -> tuple[Direction, float]:
+        """("push" or "pull") what it measured and its baseline: the raw runs around it."""
+        if label == "push":
+            return self.push, (self.baselines[0] + self.baselines[1]) / 2
+        return self.pull, (self.baselines[1] + self.baselines[2]) / 2
 
-    @property
-    def pull_base(self) -> float:
-        return (self.baselines[1] + self.baselines[2]) / 2
+    def ratio(self, label: str) -> float:
+        d, base = self.direction(label)
+        return d.rate / base
 
 
 def _round(docs: Docs, profile_dir: Path | None) -> Round:
@@ -342,23 +344,16 @@ def _measure(docs: Docs, profile_dir: Path | None, rounds: int) -> list[Result]:
     base_name = "raw sqlite3+orjson insert+read (docs/s)"
     results = []
     for label, receiver in (("push", "peer process"), ("pull", "pulling process")):
-        def ratio(r: Round, label: str = label) -> float:
-            d, base = (r.push, r.push_base) if label == "push" else (r.pull, r.pull_base)
-            return d.rate / base
-
-        chosen = median_by(done, ratio)
-        d = chosen.push if label == "push" else chosen.pull
-        base = chosen.push_base if label == "push" else chosen.pull_base
+        chosen = median_by(done, lambda r, label=label: r.ratio(label))
+        d, base = chosen.direction(label)
         raw = ", ".join(f"{b:,.0f}" for b in chosen.baselines)
-        ratios = ", ".join(f"{ratio(r):.3f}" for r in done)
+        ratios = ", ".join(f"{r.ratio(label):.3f}" for r in done)
         note = (
             f"{count} docs of ~1 KB, {d.seconds:.2f} s start->stopped; {d.cpu_note()}; "
             f"baseline mean of raw runs around it ({raw} docs/s); "
             f"median of {rounds} rounds (ratios {ratios})"
         )
-        worst = max(done, key=lambda r, label=label: (r.push if label == "push" else r.pull)
-                    .lag["max_ms"])
-        d_lag = worst.push if label == "push" else worst.pull
+        d_lag = max((r.direction(label)[0] for r in done), key=lambda d: d.lag["max_ms"])
         lag_note = (
             f"receiver ({receiver}) loop lag, worst of {rounds} rounds: "
             f"{int(d_lag.lag['samples'])} samples every 10 ms, "

@@ -496,15 +496,10 @@ class Sender:
         for change, _ in stored:
             finish(change.sequence)
         self.session.remote_has_many(self.ctx, [(rev.doc_id, rev.rev_id) for _, rev in stored])
-        events = self.session.events
-        events.add_completed(len(stored))
-        if events.wants_documents:
-            full_name = self.ctx.collection.full_name
+        self.session.events.add_completed(len(stored))
+        if self.session.events.wants_documents:
             for change, _ in stored:
-                flags = DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE
-                events.document(
-                    True, ReplicatedDocument(change.doc_id, full_name, flags, None, change.rev_id)
-                )
+                self._report(change, None)
 
     def _pipeline(
         self, change: Change, rev: RevisionData, body: bytes, delta_src: str | None
@@ -574,20 +569,19 @@ class Sender:
 
     def _sent(self, change: Change, rev: RevisionData | None, error: PeerbaseError | None) -> None:
         self.tracker.finish(change.sequence)
-        events = self.session.events
-        events.add_completed(1)
+        self.session.events.add_completed(1)
         if rev is not None and error is None:
             self.session.remote_has(self.ctx, rev.doc_id, rev.rev_id)
-        if not events.wants_documents:
-            return
-        events.document(
+        if self.session.events.wants_documents:
+            self._report(change, error)
+
+    def _report(self, change: Change, error: PeerbaseError | None) -> None:
+        """The document event of one change pushed (or not)."""
+        flags = DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE
+        self.session.events.document(
             True,
             ReplicatedDocument(
-                change.doc_id,
-                self.ctx.collection.full_name,
-                DocumentFlags.DELETED if change.deleted else DocumentFlags.NONE,
-                error,
-                change.rev_id,
+                change.doc_id, self.ctx.collection.full_name, flags, error, change.rev_id
             ),
         )
 

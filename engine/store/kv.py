@@ -162,19 +162,13 @@ class KVTable:
         body: bytes,
         *,
         if_absent: bool = False,
-        tree: bytes | None = None,
     ) -> int | None:
-        """Insert a document's first row; with `if_absent`, None if it already exists.
-
-        `tree` is the encoded tree of a lone revision with remote marks (else None).
-        """
-        seq = txn.seqs.get(self.id)
-        seq = seq + 1 if seq is not None else self.database._next_seq(txn, self)
-        txn.seqs[self.id] = seq
+        """Insert a document's first row; with `if_absent`, None if it already exists."""
+        seq = self.database._next_seq(txn, self)
         flags = DELETED if deleted else 0
         cur = self._conn.execute(
             self._insert_if_absent_sql if if_absent else self._insert_sql,
-            (seq, doc_id, rev_id, flags, body, tree),
+            (seq, doc_id, rev_id, flags, body, None),
         )
         if cur.rowcount == 0:
             txn.seqs[self.id] = seq - 1  # not used: sequences stay dense

@@ -351,9 +351,7 @@ class ReplicationAPI(KVTable):
 
     def _new_row(self, txn: _Txn, item: RevisionInsert, body: bytes, remote_id: int | None) -> Row:
         """The row of a new document's first revision, with its sequence (not yet written)."""
-        seq = txn.seqs.get(self.id)
-        seq = seq + 1 if seq is not None else self.database._next_seq(txn, self)
-        txn.seqs[self.id] = seq
+        seq = self.database._next_seq(txn, self)
         txn.record(self, item.doc_id)
         marked = (
             None if remote_id is None else RevTree.encode_lone(item.rev_id, item.deleted, remote_id)
@@ -384,8 +382,8 @@ class ReplicationAPI(KVTable):
             if len(revs_of) == len(items) and self._mark_current_sql:
                 # Usually each is a current revision with no tree or a one-node tree: SQLite
                 # writes the marks itself, with no row read into Python. Rows that are not
-                # (rowcount tells) send the whole call through the general path below,
-                # which finds the rows marked here already marked.
+                # (rowcount tells), or an SQLite without JSON functions, take the general
+                # path below.
                 try:
                     done = self._conn.executemany(
                         self._mark_current_sql, [(key, doc_id, rev) for doc_id, rev in items]
@@ -397,34 +395,8 @@ class ReplicationAPI(KVTable):
                     done = -1
                 if done == len(items):
                     return
-            # The common cases need neither the body nor a decoded tree: the current
-            # revision of a document whose tree is absent (a lone revision) or has one node
-            # (nodes are joined by "],["), where only the marks change.
-            marked: list[tuple[bytes, str]] = []
-            slow: list[str] = []
-            for doc_id, rev, flags, tree in self._select_in("doc_id, rev, flags, tree", revs_of):
-                wanted = revs_of[doc_id]
-                if len(wanted) != 1 or wanted[0] != rev:
-                    slow.append(doc_id)
-                elif tree is None:
-                    marked.append(
-                        (RevTree.encode_lone(rev, bool(flags & DELETED), remote_id), doc_id)
-                    )
-                elif b"],[" not in tree:
-                    data = orjson.loads(tree)
-                    marks = data.setdefault("m", {})
-                    if marks.get(key) != rev:
-                        marks[key] = rev
-                        marked.append((orjson.dumps(data), doc_id))
-                else:
-                    slow.append(doc_id)
-            if marked:
-                self._conn.executemany(
-                    f"UPDATE {self._table} SET tree = ? WHERE doc_id = ?", marked
-                )
-            if not slow:
-                return
-            rows = self._rows(slow)
+            # The general path: trees decoded (rows marked just above are found marked).
+            rows = self._rows(revs_of)
             for doc_id, row in rows.items():
                 tree = row.rev_tree()
                 changed = False
